@@ -1,0 +1,110 @@
+using System.Buffers.Binary;
+
+namespace Via.Kernel.Bpf;
+
+/// <summary>eBPF registers. R0 holds the return value, R1 the context on entry, R10 the frame pointer (read-only).</summary>
+public enum Register : byte { R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10 }
+
+/// <summary>Operand width of a memory access (the BPF_SIZE bits).</summary>
+public enum Size : byte { Word = 0x00, Half = 0x08, Byte = 0x10, DWord = 0x18 }
+
+/// <summary>Conditional jump operations (the BPF_OP bits of class JMP).</summary>
+public enum JumpOp : byte { Equal = 0x10, Greater = 0x20, GreaterOrEqual = 0x30, NotEqual = 0x50 }
+
+/// <summary>
+/// One eBPF instruction (struct bpf_insn, 8 bytes). Build with the typed helpers
+/// (<see cref="Asm"/>): invalid combinations are not constructible. A jump may name a
+/// label; the offset is resolved when the program is encoded.
+/// </summary>
+public readonly record struct Instruction(byte OpCode, Register Dst, Register Src, short Offset, int Constant)
+{
+    /// <summary>The label this instruction jumps to, resolved by <see cref="Asm.Encode"/>.</summary>
+    public string? Target { get; init; }
+
+    /// <summary>A label naming this instruction as a jump target.</summary>
+    public string? Symbol { get; init; }
+
+    public Instruction WithSymbol(string symbol) => this with { Symbol = symbol };
+
+    internal void Write(Span<byte> dst, short offset)
+    {
+        dst[0] = OpCode;
+        dst[1] = (byte)(((byte)Src << 4) | (byte)Dst);
+        BinaryPrimitives.WriteInt16LittleEndian(dst[2..], offset);
+        BinaryPrimitives.WriteInt32LittleEndian(dst[4..], Constant);
+    }
+}
+
+/// <summary>
+/// A small typed eBPF assembler, in the manner of cilium/ebpf's asm package:
+/// <c>Asm.Mov.Imm(R0, 1)</c>, <c>Asm.Return()</c>, jumps by label.
+/// </summary>
+public static class Asm
+{
+    // Instruction classes (BPF_CLASS).
+    internal const byte ClassLdx = 0x01, ClassSt = 0x02, ClassStx = 0x03, ClassJmp = 0x05, ClassAlu64 = 0x07;
+    // Modes (BPF_MODE) and sources (BPF_SRC).
+    internal const byte ModeMem = 0x60, SourceImm = 0x00, SourceReg = 0x08;
+    // ALU and JMP operations (BPF_OP).
+    internal const byte OpMov = 0xb0, OpJa = 0x00, OpExit = 0x90;
+
+    public static class Mov
+    {
+        /// <summary>dst = imm (64-bit move of a sign-extended 32-bit constant).</summary>
+        public static Instruction Imm(Register dst, int value) => new((byte)(ClassAlu64 | OpMov | SourceImm), dst, Register.R0, 0, value);
+
+        /// <summary>dst = src.</summary>
+        public static Instruction Reg(Register dst, Register src) => new((byte)(ClassAlu64 | OpMov | SourceReg), dst, src, 0, 0);
+    }
+
+    /// <summary>*(size *)(dst + offset) = src.</summary>
+    public static Instruction StoreMem(Register dst, short offset, Register src, Size size) =>
+        new((byte)(ClassStx | ModeMem | (byte)size), dst, src, offset, 0);
+
+    /// <summary>*(size *)(dst + offset) = imm. The verifier refuses this form on a context pointer.</summary>
+    public static Instruction StoreImm(Register dst, short offset, int value, Size size) =>
+        new((byte)(ClassSt | ModeMem | (byte)size), dst, Register.R0, offset, value);
+
+    /// <summary>dst = *(size *)(src + offset).</summary>
+    public static Instruction LoadMem(Register dst, Register src, short offset, Size size) =>
+        new((byte)(ClassLdx | ModeMem | (byte)size), dst, src, offset, 0);
+
+    /// <summary>if (dst op imm) goto label.</summary>
+    public static Instruction JumpIf(JumpOp op, Register dst, int value, string label) =>
+        new((byte)(ClassJmp | (byte)op | SourceImm), dst, Register.R0, 0, value) { Target = label };
+
+    /// <summary>if (dst op src) goto label.</summary>
+    public static Instruction JumpIfReg(JumpOp op, Register dst, Register src, string label) =>
+        new((byte)(ClassJmp | (byte)op | SourceReg), dst, src, 0, 0) { Target = label };
+
+    /// <summary>goto label.</summary>
+    public static Instruction Jump(string label) => new((byte)(ClassJmp | OpJa), Register.R0, Register.R0, 0, 0) { Target = label };
+
+    /// <summary>exit: return R0.</summary>
+    public static Instruction Return() => new((byte)(ClassJmp | OpExit), Register.R0, Register.R0, 0, 0);
+
+    /// <summary>Encodes instructions into the kernel's wire format, resolving labels.</summary>
+    public static byte[] Encode(IReadOnlyList<Instruction> program)
+    {
+        var symbols = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int i = 0; i < program.Count; i++)
+        {
+            if (program[i].Symbol is { } s && !symbols.TryAdd(s, i))
+                throw new ArgumentException($"eBPF label '{s}' is defined twice", nameof(program));
+        }
+        var bytes = new byte[program.Count * 8];
+        for (int i = 0; i < program.Count; i++)
+        {
+            short offset = program[i].Offset;
+            if (program[i].Target is { } target)
+            {
+                if (!symbols.TryGetValue(target, out int at))
+                    throw new ArgumentException($"eBPF jump at instruction {i} names unknown label '{target}'", nameof(program));
+                // A jump offset counts from the instruction after the jump.
+                offset = checked((short)(at - i - 1));
+            }
+            program[i].Write(bytes.AsSpan(i * 8, 8), offset);
+        }
+        return bytes;
+    }
+}

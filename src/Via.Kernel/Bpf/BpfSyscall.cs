@@ -1,0 +1,129 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using Via.Kernel.Interop;
+
+namespace Via.Kernel.Bpf;
+
+public enum BpfProgType : uint { CgroupSock = 9, CgroupSockopt = 25 }
+
+public enum BpfAttachType : uint { CgroupInetSockCreate = 2, CgroupSetsockopt = 22 }
+
+/// <summary>
+/// The one choke point for the bpf() syscall: errno wrapped with the operation, EAGAIN retried on
+/// program load, and the verifier log kept when a load is refused.
+/// </summary>
+public static unsafe class BpfSyscall
+{
+    private const int CmdProgLoad = 5, CmdProgAttach = 8, CmdProgDetach = 9, CmdProgGetFdById = 13,
+        CmdObjGetInfoByFd = 15, CmdProgQuery = 16;
+
+    /// <summary>BPF_F_ALLOW_MULTI: our program runs alongside any other on the same cgroup.</summary>
+    public const uint AllowMulti = 2;
+
+    private static readonly nint SyscallNumber = RuntimeInformation.ProcessArchitecture switch
+    {
+        Architecture.X64 => 321,
+        Architecture.Arm64 => 280,
+        var a => throw new PlatformNotSupportedException($"bpf(): syscall number unknown on {a}"),
+    };
+
+    private static int Call<T>(int cmd, ref T attr) where T : unmanaged
+    {
+        fixed (T* p = &attr)
+            return (int)Libc.syscall3(SyscallNumber, cmd, (nint)p, sizeof(T));
+    }
+
+    /// <summary>Loads a program. On refusal, loads again with a log and puts the verifier's last lines in the error.</summary>
+    public static SafeFd LoadProgram(BpfProgType type, BpfAttachType expectedAttach, IReadOnlyList<Instruction> program, string name)
+    {
+        byte[] insns = Asm.Encode(program);
+        byte[] license = "GPL\0"u8.ToArray();
+        fixed (byte* pInsns = insns, pLicense = license)
+        {
+            var attr = new ProgLoadAttr
+            {
+                ProgType = (uint)type,
+                InsnCount = (uint)program.Count,
+                Insns = (ulong)pInsns,
+                License = (ulong)pLicense,
+                ExpectedAttachType = (uint)expectedAttach,
+            };
+            byte[] nameBytes = Encoding.ASCII.GetBytes(name);
+            for (int i = 0; i < Math.Min(nameBytes.Length, 15); i++) attr.ProgName[i] = nameBytes[i];
+
+            int fd = -1, errno = 0;
+            for (int attempt = 0; attempt < 5; attempt++)
+            {
+                fd = Call(CmdProgLoad, ref attr);
+                if (fd >= 0) return new SafeFd(fd);
+                errno = Marshal.GetLastPInvokeError();
+                if (errno != Errno.EAGAIN) break;
+            }
+            string? log = null;
+            if (errno is Errno.EINVAL or Errno.EACCES)
+            {
+                var buffer = new byte[1 << 16];
+                fixed (byte* pLog = buffer)
+                {
+                    attr.LogLevel = 1; attr.LogSize = (uint)buffer.Length; attr.LogBuf = (ulong)pLog;
+                    int again = Call(CmdProgLoad, ref attr);
+                    if (again >= 0) return new SafeFd(again);
+                }
+                log = Summarize(Encoding.ASCII.GetString(buffer).TrimEnd('\0'));
+            }
+            throw new KernelException("bpf(BPF_PROG_LOAD)", $"program {name}", errno, log);
+        }
+    }
+
+    private static string Summarize(string log)
+    {
+        var lines = log.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        return "verifier: " + string.Join(" | ", lines.Skip(Math.Max(0, lines.Length - 3)));
+    }
+
+    /// <summary>BPF_PROG_ATTACH: attaches a program to a cgroup (it stays until detached or the cgroup is released).</summary>
+    public static void Attach(SafeFd cgroup, SafeFd program, BpfAttachType type, uint flags, string cgroupPath)
+    {
+        var attr = new ProgAttachAttr { TargetFd = (uint)cgroup.Value, AttachBpfFd = (uint)program.Value, AttachType = (uint)type, AttachFlags = flags };
+        if (Call(CmdProgAttach, ref attr) < 0) throw Errno.Last($"bpf(BPF_PROG_ATTACH, {type})", cgroupPath);
+    }
+
+    /// <summary>BPF_PROG_DETACH of one program; ENOENT (already gone) is success.</summary>
+    public static void Detach(SafeFd cgroup, SafeFd program, BpfAttachType type, string cgroupPath)
+    {
+        var attr = new ProgAttachAttr { TargetFd = (uint)cgroup.Value, AttachBpfFd = (uint)program.Value, AttachType = (uint)type };
+        if (Call(CmdProgDetach, ref attr) < 0 && Marshal.GetLastPInvokeError() != Errno.ENOENT)
+            throw Errno.Last($"bpf(BPF_PROG_DETACH, {type})", cgroupPath);
+    }
+
+    /// <summary>BPF_PROG_QUERY: ids of the programs attached directly to a cgroup for one hook.</summary>
+    public static uint[] Query(SafeFd cgroup, BpfAttachType type, string cgroupPath)
+    {
+        var ids = new uint[64];
+        fixed (uint* p = ids)
+        {
+            var attr = new ProgQueryAttr { TargetFd = (uint)cgroup.Value, AttachType = (uint)type, ProgIds = (ulong)p, ProgCount = (uint)ids.Length };
+            if (Call(CmdProgQuery, ref attr) < 0) throw Errno.Last($"bpf(BPF_PROG_QUERY, {type})", cgroupPath);
+            return ids[..(int)attr.ProgCount];
+        }
+    }
+
+    /// <summary>BPF_PROG_GET_FD_BY_ID; null when the program is already gone.</summary>
+    public static SafeFd? OpenProgram(uint id)
+    {
+        var attr = new GetFdByIdAttr { Id = id };
+        int fd = Call(CmdProgGetFdById, ref attr);
+        if (fd >= 0) return new SafeFd(fd);
+        if (Marshal.GetLastPInvokeError() == Errno.ENOENT) return null;
+        throw Errno.Last("bpf(BPF_PROG_GET_FD_BY_ID)", $"program id {id}");
+    }
+
+    /// <summary>The program's name as loaded (bpf_prog_info.name).</summary>
+    public static string ProgramName(SafeFd program)
+    {
+        var info = new ProgInfo();
+        var attr = new GetInfoAttr { BpfFd = (uint)program.Value, InfoLen = (uint)sizeof(ProgInfo), Info = (ulong)&info };
+        if (Call(CmdObjGetInfoByFd, ref attr) < 0) throw Errno.Last("bpf(BPF_OBJ_GET_INFO_BY_FD)", $"fd {program.Value}");
+        return Marshal.PtrToStringUTF8((nint)info.Name) ?? "";
+    }
+}

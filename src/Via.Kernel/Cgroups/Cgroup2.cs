@@ -1,0 +1,88 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using Via.Kernel.Interop;
+
+namespace Via.Kernel.Cgroups;
+
+/// <summary>The cgroup v2 filesystem: finding or mounting it, and one cgroup's directory operations.</summary>
+public static unsafe class Cgroup2
+{
+    /// <summary>
+    /// Mount points of cgroup2 in this mount namespace, from /proc/self/mounts. Works on unified
+    /// (/sys/fs/cgroup) and hybrid (/sys/fs/cgroup/unified) layouts alike.
+    /// </summary>
+    public static IReadOnlyList<string> FindMounts(string mountsFile = "/proc/self/mounts")
+    {
+        var found = new List<string>();
+        foreach (var line in File.ReadLines(mountsFile))
+        {
+            var fields = line.Split(' ');
+            if (fields.Length >= 3 && fields[2] == "cgroup2") found.Add(Unescape(fields[1]));
+        }
+        return found;
+    }
+
+    // /proc/mounts escapes space, tab, newline and backslash as octal.
+    private static string Unescape(string s) =>
+        !s.Contains('\\') ? s : System.Text.RegularExpressions.Regex.Replace(s, @"\\([0-7]{3})", m => ((char)Convert.ToInt32(m.Groups[1].Value, 8)).ToString());
+
+    /// <summary>mount -t cgroup2 none TARGET (creating TARGET).</summary>
+    public static void Mount(string target)
+    {
+        Directory.CreateDirectory(target);
+        if (Libc.mount("none", target, "cgroup2", 0, null) < 0) throw Errno.Last("mount -t cgroup2", target);
+    }
+
+    /// <summary>mkdir PATH; false when it existed already.</summary>
+    public static bool Create(string path)
+    {
+        if (Libc.mkdir(path, 0x1ed /* 0755 */) == 0) return true;
+        if (Marshal.GetLastPInvokeError() == Errno.EEXIST) return false;
+        throw Errno.Last("mkdir", path);
+    }
+
+    /// <summary>rmdir PATH; false when it did not exist. EBUSY while processes remain in it.</summary>
+    public static bool Remove(string path)
+    {
+        if (Libc.rmdir(path) == 0) return true;
+        if (Marshal.GetLastPInvokeError() == Errno.ENOENT) return false;
+        throw Errno.Last("rmdir", path);
+    }
+
+    /// <summary>Moves the calling process into the cgroup (echo 0 &gt; PATH/cgroup.procs).</summary>
+    public static void JoinSelf(string path)
+    {
+        string procs = Path.Combine(path, "cgroup.procs");
+        using var fd = SafeFd.Open(procs, Libc.O_WRONLY);
+        byte zero = (byte)'0';
+        if (Libc.write(fd.Value, &zero, 1) < 0) throw Errno.Last("write 0 to", procs);
+    }
+
+    /// <summary>True while any process is in the cgroup or its descendants (cgroup.events "populated 1").</summary>
+    public static bool IsPopulated(string path)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines(Path.Combine(path, "cgroup.events")))
+                if (line.StartsWith("populated ", StringComparison.Ordinal)) return line.EndsWith('1');
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { }
+        return false;
+    }
+
+    /// <summary>PIDs in the cgroup itself (cgroup.procs); empty if it is gone.</summary>
+    public static List<int> Processes(string path)
+    {
+        var pids = new List<int>();
+        try
+        {
+            foreach (var line in File.ReadLines(Path.Combine(path, "cgroup.procs")))
+                if (int.TryParse(line, out int pid)) pids.Add(pid);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { }
+        return pids;
+    }
+
+    /// <summary>Opens the cgroup directory (the fd bpf() attaches to).</summary>
+    public static SafeFd OpenDirectory(string path) => SafeFd.Open(path, Libc.O_RDONLY | Libc.O_DIRECTORY);
+}

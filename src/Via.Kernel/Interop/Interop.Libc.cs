@@ -1,0 +1,111 @@
+using System.Runtime.InteropServices;
+
+namespace Via.Kernel.Interop;
+
+/// <summary>
+/// libc entry points, declarations only. Every call sets errno; callers read it at once
+/// with <see cref="Marshal.GetLastPInvokeError"/> (see <see cref="Errno"/>).
+/// </summary>
+internal static unsafe partial class Libc
+{
+    private const string Lib = "libc";
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int close(int fd);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int socket(int domain, int type, int protocol);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int bind(int fd, void* addr, uint addrlen);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial nint send(int fd, void* buf, nuint len, int flags);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial nint recv(int fd, void* buf, nuint len, int flags);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int setsockopt(int fd, int level, int name, void* value, uint len);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int getsockopt(int fd, int level, int name, void* value, uint* len);
+
+    /// <summary>syscall(2) with three arguments; glibc's wrapper only moves registers, so the
+    /// non-variadic declaration is safe on x86-64 and arm64.</summary>
+    [LibraryImport(Lib, EntryPoint = "syscall", SetLastError = true)]
+    internal static partial nint syscall3(nint number, nint a1, nint a2, nint a3);
+
+    [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int open(string path, int flags, int mode);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial nint write(int fd, void* buf, nuint len);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int flock(int fd, int operation);
+
+    [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int mount(string? source, string target, string? fstype, nuint flags, string? data);
+
+    [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int mkdir(string path, int mode);
+
+    [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int rmdir(string path);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int kill(int pid, int sig);
+
+    [LibraryImport(Lib)]
+    internal static partial uint geteuid();
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int setresuid(uint ruid, uint euid, uint suid);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int setresgid(uint rgid, uint egid, uint sgid);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int setgroups(nuint size, uint* list);
+
+    [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int getgrouplist(string user, uint group, uint* groups, int* ngroups);
+
+    [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial Passwd* getpwnam(string name);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial Passwd* getpwuid(uint uid);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int execvp(byte* file, byte** argv);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int setsid();
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int sigprocmask(int how, ulong* set, ulong* oldset);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial nint signal(int sig, nint handler);
+
+    /// <summary>struct passwd from &lt;pwd.h&gt; (glibc, LP64).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct Passwd
+    {
+        public byte* pw_name;
+        public byte* pw_passwd;
+        public uint pw_uid;
+        public uint pw_gid;
+        public byte* pw_gecos;
+        public byte* pw_dir;
+        public byte* pw_shell;
+    }
+
+    internal const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_CLOEXEC = 0x80000, O_DIRECTORY = 0x10000;
+    internal const int LOCK_EX = 2, LOCK_UN = 8;
+    internal const int SIG_SETMASK = 2;
+    internal const int SIGPIPE = 13;
+    internal const long SYS_bpf = 321; // x86-64; see Bpf.SyscallNumber for other architectures
+}

@@ -1,0 +1,58 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Via.Kernel.Netlink;
+
+/// <summary>A network interface (ip link).</summary>
+public sealed record Link(int Index, string Name, uint Flags)
+{
+    public const uint IFF_UP = 0x1, IFF_LOOPBACK = 0x8, IFF_POINTOPOINT = 0x10, IFF_RUNNING = 0x40, IFF_LOWER_UP = 0x10000;
+    public bool IsUp => (Flags & IFF_UP) != 0;
+    public bool IsPointToPoint => (Flags & IFF_POINTOPOINT) != 0;
+    public bool IsLoopback => (Flags & IFF_LOOPBACK) != 0;
+}
+
+/// <summary>An address on an interface (ip addr). Peer is the other end of a point-to-point link.</summary>
+public sealed record InterfaceAddress(int LinkIndex, IPAddress Local, byte PrefixLength, byte Scope, IPAddress? Peer)
+{
+    public AddressFamily Family => Local.AddressFamily;
+    public const byte ScopeUniverse = 0, ScopeLink = 253, ScopeHost = 254;
+}
+
+public enum RouteType : byte { Unicast = 1, Local = 2, Broadcast = 3, Unreachable = 7 }
+
+/// <summary>
+/// A route (ip route). Equivalent of <c>ip route add [TYPE] DST/LEN via GATEWAY dev LINK src SRC table T metric M proto P</c>.
+/// </summary>
+public sealed record Route(
+    AddressFamily Family,
+    uint Table,
+    RouteType Type = RouteType.Unicast,
+    IPAddress? Destination = null,
+    byte DestinationLength = 0,
+    IPAddress? Gateway = null,
+    int OutputLink = 0,
+    IPAddress? PreferredSource = null,
+    uint Metric = 0,
+    byte Protocol = 0,
+    byte Scope = 0)
+{
+    public bool IsDefault => DestinationLength == 0;
+}
+
+public enum RuleAction : byte { ToTable = 1, Unreachable = 7 }
+
+/// <summary>
+/// A policy-routing rule (ip rule). Equivalent of
+/// <c>ip rule add [from SRC/LEN] [fwmark MARK/MASK] lookup TABLE pref PRIORITY proto P</c>.
+/// </summary>
+public sealed record Rule(
+    AddressFamily Family,
+    uint Priority,
+    uint Table,
+    RuleAction Action = RuleAction.ToTable,
+    uint? Mark = null,
+    uint? MarkMask = null,
+    IPAddress? Source = null,
+    byte SourceLength = 0,
+    byte Protocol = 0);

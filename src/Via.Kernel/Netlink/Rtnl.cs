@@ -1,0 +1,278 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Via.Kernel.Interop;
+
+namespace Via.Kernel.Netlink;
+
+/// <summary>
+/// A NETLINK_ROUTE socket in the calling thread's network namespace, with symmetric
+/// Add/Delete/List for links, addresses, routes and rules (vishvananda/netlink's Handle).
+/// </summary>
+public sealed unsafe class Rtnl : IDisposable
+{
+    private readonly SafeFd _socket;
+    private uint _sequence = (uint)Environment.TickCount;
+    private readonly byte[] _receive = new byte[1 << 16];
+
+    private Rtnl(SafeFd socket) => _socket = socket;
+
+    public static Rtnl Open()
+    {
+        var fd = SafeFd.FromResult(Libc.socket(Nl.AF_NETLINK, Nl.SOCK_RAW | Nl.SOCK_CLOEXEC, Nl.NETLINK_ROUTE), "socket", "AF_NETLINK/NETLINK_ROUTE");
+        var addr = new SockaddrNl { Family = Nl.AF_NETLINK };
+        if (Libc.bind(fd.Value, &addr, (uint)sizeof(SockaddrNl)) < 0)
+        {
+            var error = Errno.Last("bind", "netlink socket");
+            fd.Dispose();
+            throw error;
+        }
+        int one = 1; // extended acks: the kernel says which attribute it refused
+        Libc.setsockopt(fd.Value, Nl.SOL_NETLINK, Nl.NETLINK_EXT_ACK, &one, sizeof(int));
+        return new Rtnl(fd);
+    }
+
+    public void Dispose() => _socket.Dispose();
+
+    // ---- links and addresses -------------------------------------------------------------
+
+    /// <summary>ip link show.</summary>
+    public List<Link> Links()
+    {
+        var links = new List<Link>();
+        Dump(new NetlinkMessageBuilder(Nl.RTM_GETLINK, Nl.NLM_F_REQUEST | Nl.NLM_F_DUMP).Struct(new IfInfoMsg()), "ip link show", (in NetlinkMessage m) =>
+        {
+            if (m.Header.Type != Nl.RTM_NEWLINK) return;
+            var info = m.Struct<IfInfoMsg>();
+            var attrs = m.Attributes(sizeof(IfInfoMsg));
+            links.Add(new Link(info.Index, attrs.TryGetValue(Nl.IFLA_IFNAME, out var n) ? NetlinkMessage.Str(n) : $"if{info.Index}", info.Flags));
+        });
+        return links;
+    }
+
+    /// <summary>ip addr show.</summary>
+    public List<InterfaceAddress> Addresses()
+    {
+        var addresses = new List<InterfaceAddress>();
+        Dump(new NetlinkMessageBuilder(Nl.RTM_GETADDR, Nl.NLM_F_REQUEST | Nl.NLM_F_DUMP).Struct(new IfAddrMsg()), "ip addr show", (in NetlinkMessage m) =>
+        {
+            if (m.Header.Type != Nl.RTM_NEWADDR) return;
+            var msg = m.Struct<IfAddrMsg>();
+            var attrs = m.Attributes(sizeof(IfAddrMsg));
+            // IFA_LOCAL is this end; IFA_ADDRESS is the peer on point-to-point links (and equal to it otherwise).
+            attrs.TryGetValue(Nl.IFA_LOCAL, out var local);
+            attrs.TryGetValue(Nl.IFA_ADDRESS, out var address);
+            var mine = local ?? address;
+            if (mine is null) return;
+            IPAddress? peer = local is not null && address is not null && !local.AsSpan().SequenceEqual(address) ? NetlinkMessage.Ip(address) : null;
+            addresses.Add(new InterfaceAddress((int)msg.Index, NetlinkMessage.Ip(mine), msg.PrefixLen, msg.Scope, peer));
+        });
+        return addresses;
+    }
+
+    // ---- routes --------------------------------------------------------------------------
+
+    /// <summary>ip [-6] route show table all.</summary>
+    public List<Route> Routes(AddressFamily family)
+    {
+        var routes = new List<Route>();
+        var request = new NetlinkMessageBuilder(Nl.RTM_GETROUTE, Nl.NLM_F_REQUEST | Nl.NLM_F_DUMP)
+            .Struct(new RtMsg { Family = NetlinkMessage.Family(family) });
+        Dump(request, "ip route show table all", (in NetlinkMessage m) =>
+        {
+            if (m.Header.Type != Nl.RTM_NEWROUTE) return;
+            var rt = m.Struct<RtMsg>();
+            var a = m.Attributes(sizeof(RtMsg));
+            routes.Add(new Route(
+                NetlinkMessage.Family(rt.Family),
+                a.TryGetValue(Nl.RTA_TABLE, out var t) ? NetlinkMessage.U32(t) : rt.Table,
+                (RouteType)rt.Type,
+                a.TryGetValue(Nl.RTA_DST, out var d) ? NetlinkMessage.Ip(d) : null,
+                rt.DstLen,
+                a.TryGetValue(Nl.RTA_GATEWAY, out var g) ? NetlinkMessage.Ip(g) : null,
+                a.TryGetValue(Nl.RTA_OIF, out var o) ? (int)NetlinkMessage.U32(o) : 0,
+                a.TryGetValue(Nl.RTA_PREFSRC, out var s) ? NetlinkMessage.Ip(s) : null,
+                a.TryGetValue(Nl.RTA_PRIORITY, out var p) ? NetlinkMessage.U32(p) : 0,
+                rt.Protocol,
+                rt.Scope));
+        });
+        return routes;
+    }
+
+    /// <summary>ip route add ... (fails with EEXIST if the same route is there).</summary>
+    public void Add(Route route) =>
+        Request(RouteMessage(Nl.RTM_NEWROUTE, Nl.NLM_F_CREATE | Nl.NLM_F_EXCL, route), "ip route add", Describe(route));
+
+    /// <summary>ip route del ...; false when no such route existed.</summary>
+    public bool Delete(Route route) =>
+        Request(RouteMessage(Nl.RTM_DELROUTE, 0, route), "ip route del", Describe(route), Errno.ESRCH, Errno.ENOENT);
+
+    internal static NetlinkMessageBuilder RouteMessage(ushort type, ushort flags, Route r)
+    {
+        var b = new NetlinkMessageBuilder(type, (ushort)(Nl.NLM_F_REQUEST | Nl.NLM_F_ACK | flags)).Struct(new RtMsg
+        {
+            Family = NetlinkMessage.Family(r.Family),
+            DstLen = r.DestinationLength,
+            Table = r.Table < 256 ? (byte)r.Table : Nl.RT_TABLE_COMPAT,
+            Protocol = r.Protocol,
+            Scope = r.Scope,
+            Type = (byte)r.Type,
+        });
+        b.U32(Nl.RTA_TABLE, r.Table);
+        if (r.Destination is not null && r.DestinationLength > 0) b.Address(Nl.RTA_DST, r.Destination);
+        if (r.Gateway is not null) b.Address(Nl.RTA_GATEWAY, r.Gateway);
+        if (r.OutputLink != 0) b.U32(Nl.RTA_OIF, (uint)r.OutputLink);
+        if (r.PreferredSource is not null) b.Address(Nl.RTA_PREFSRC, r.PreferredSource);
+        if (r.Metric != 0) b.U32(Nl.RTA_PRIORITY, r.Metric);
+        return b;
+    }
+
+    private static string Describe(Route r) =>
+        $"{(r.Type == RouteType.Unreachable ? "unreachable " : "")}{(r.IsDefault ? "default" : $"{r.Destination}/{r.DestinationLength}")} table {r.Table}";
+
+    // ---- rules ---------------------------------------------------------------------------
+
+    /// <summary>ip [-6] rule show.</summary>
+    public List<Rule> Rules(AddressFamily family)
+    {
+        var rules = new List<Rule>();
+        var request = new NetlinkMessageBuilder(Nl.RTM_GETRULE, Nl.NLM_F_REQUEST | Nl.NLM_F_DUMP)
+            .Struct(new FibRuleHdr { Family = NetlinkMessage.Family(family) });
+        Dump(request, "ip rule show", (in NetlinkMessage m) =>
+        {
+            if (m.Header.Type != Nl.RTM_NEWRULE) return;
+            var h = m.Struct<FibRuleHdr>();
+            var a = m.Attributes(sizeof(FibRuleHdr));
+            rules.Add(new Rule(
+                NetlinkMessage.Family(h.Family),
+                a.TryGetValue(Nl.FRA_PRIORITY, out var p) ? NetlinkMessage.U32(p) : 0,
+                a.TryGetValue(Nl.FRA_TABLE, out var t) ? NetlinkMessage.U32(t) : h.Table,
+                (RuleAction)h.Action,
+                a.TryGetValue(Nl.FRA_FWMARK, out var mk) ? NetlinkMessage.U32(mk) : null,
+                a.TryGetValue(Nl.FRA_FWMASK, out var mm) ? NetlinkMessage.U32(mm) : null,
+                a.TryGetValue(Nl.FRA_SRC, out var s) ? NetlinkMessage.Ip(s) : null,
+                h.SrcLen,
+                a.TryGetValue(Nl.FRA_PROTOCOL, out var pr) ? pr[0] : (byte)0));
+        });
+        return rules;
+    }
+
+    /// <summary>ip rule add ... (fails with EEXIST if an identical rule is there).</summary>
+    public void Add(Rule rule) =>
+        Request(RuleMessage(Nl.RTM_NEWRULE, Nl.NLM_F_CREATE | Nl.NLM_F_EXCL, rule), "ip rule add", Describe(rule));
+
+    /// <summary>ip rule del ...; false when no such rule existed.</summary>
+    public bool Delete(Rule rule) =>
+        Request(RuleMessage(Nl.RTM_DELRULE, 0, rule), "ip rule del", Describe(rule), Errno.ENOENT, Errno.ESRCH);
+
+    internal static NetlinkMessageBuilder RuleMessage(ushort type, ushort flags, Rule r)
+    {
+        var b = new NetlinkMessageBuilder(type, (ushort)(Nl.NLM_F_REQUEST | Nl.NLM_F_ACK | flags)).Struct(new FibRuleHdr
+        {
+            Family = NetlinkMessage.Family(r.Family),
+            SrcLen = r.Source is null ? (byte)0 : r.SourceLength,
+            Table = r.Table < 256 ? (byte)r.Table : Nl.RT_TABLE_COMPAT,
+            Action = (byte)r.Action,
+        });
+        b.U32(Nl.FRA_PRIORITY, r.Priority);
+        if (r.Action == RuleAction.ToTable) b.U32(Nl.FRA_TABLE, r.Table);
+        if (r.Mark is { } mark) b.U32(Nl.FRA_FWMARK, mark);
+        if (r.MarkMask is { } mask) b.U32(Nl.FRA_FWMASK, mask);
+        if (r.Source is not null) b.Address(Nl.FRA_SRC, r.Source);
+        if (r.Protocol != 0) b.U8(Nl.FRA_PROTOCOL, r.Protocol);
+        return b;
+    }
+
+    private static string Describe(Rule r) =>
+        $"pref {r.Priority}{(r.Source is null ? "" : $" from {r.Source}/{r.SourceLength}")}{(r.Mark is { } m ? $" fwmark 0x{m:x}" : "")} table {r.Table}";
+
+    // ---- transport -----------------------------------------------------------------------
+
+    private delegate void MessageHandler(in NetlinkMessage message);
+
+    private void Send(byte[] message, string operation, string target)
+    {
+        fixed (byte* p = message)
+        {
+            if (Libc.send(_socket.Value, p, (nuint)message.Length, 0) < 0) throw Errno.Last(operation, target);
+        }
+    }
+
+    private void Dump(NetlinkMessageBuilder request, string operation, MessageHandler handler)
+    {
+        uint seq = ++_sequence;
+        Send(request.Build(seq), operation, "");
+        while (true)
+        {
+            int n = Receive(operation);
+            var span = _receive.AsSpan(0, n);
+            while (span.Length >= sizeof(NlMsgHdr))
+            {
+                var header = MemoryMarshal.Read<NlMsgHdr>(span);
+                if (header.Length < sizeof(NlMsgHdr) || header.Length > span.Length) break;
+                var message = new NetlinkMessage(header, span[sizeof(NlMsgHdr)..(int)header.Length]);
+                span = span[Math.Min(NetlinkMessageBuilder.Align((int)header.Length), span.Length)..];
+                if (header.Sequence != seq) continue;
+                if (header.Type == Nl.NLMSG_DONE) return;
+                if (header.Type == Nl.NLMSG_ERROR)
+                {
+                    int error = -message.Struct<NlMsgErr>().Error;
+                    if (error != 0) throw new KernelException(operation, "", error, ExtAckMessage(message));
+                    return;
+                }
+                handler(message);
+            }
+        }
+    }
+
+    /// <summary>Sends a request with NLM_F_ACK. Returns false if the kernel answered with one of <paramref name="benign"/>.</summary>
+    private bool Request(NetlinkMessageBuilder request, string operation, string target, params int[] benign)
+    {
+        uint seq = ++_sequence;
+        Send(request.Build(seq), operation, target);
+        while (true)
+        {
+            int n = Receive(operation);
+            var span = _receive.AsSpan(0, n);
+            while (span.Length >= sizeof(NlMsgHdr))
+            {
+                var header = MemoryMarshal.Read<NlMsgHdr>(span);
+                if (header.Length < sizeof(NlMsgHdr) || header.Length > span.Length) break;
+                var message = new NetlinkMessage(header, span[sizeof(NlMsgHdr)..(int)header.Length]);
+                span = span[Math.Min(NetlinkMessageBuilder.Align((int)header.Length), span.Length)..];
+                if (header.Sequence != seq || header.Type != Nl.NLMSG_ERROR) continue;
+                int error = -message.Struct<NlMsgErr>().Error;
+                if (error == 0) return true;
+                if (benign.Contains(error)) return false;
+                throw new KernelException(operation, target, error, ExtAckMessage(message));
+            }
+        }
+    }
+
+    private static string? ExtAckMessage(in NetlinkMessage message)
+    {
+        if ((message.Header.Flags & Nl.NLM_F_ACK_TLVS) == 0) return null;
+        // The TLVs follow the echoed request: its header only when NLM_F_CAPPED (0x100), else all of it.
+        var err = message.Struct<NlMsgErr>();
+        int echoed = (message.Header.Flags & 0x100) != 0 ? sizeof(NlMsgHdr) : (int)err.Request.Length;
+        var attrs = message.Attributes(sizeof(int) + echoed);
+        return attrs.TryGetValue(Nl.NLMSGERR_ATTR_MSG, out var m) ? NetlinkMessage.Str(m) : null;
+    }
+
+    private int Receive(string operation)
+    {
+        while (true)
+        {
+            fixed (byte* p = _receive)
+            {
+                nint n = Libc.recv(_socket.Value, p, (nuint)_receive.Length, 0);
+                if (n >= 0) return (int)n;
+                if (Marshal.GetLastPInvokeError() == Errno.EINTR) continue;
+                throw Errno.Last(operation, "netlink receive");
+            }
+        }
+    }
+
+    internal static uint ReadU32(ReadOnlySpan<byte> b) => BinaryPrimitives.ReadUInt32LittleEndian(b);
+}
