@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using Via.Cli.Internal;
+using Via.Kernel;
+using Via.Kernel.Processes;
+using Via.Mechanisms;
+using Via.Mechanisms.Cgroup;
+using Via.Planning;
+
+namespace Via.Cli.Commands.Run;
+
+/// <summary>'via run': plan, apply (all or nothing), launch, forward signals, wait, tear down.</summary>
+public static class RunCommand
+{
+    public static int Execute(RunOptions o)
+    {
+        if (o.Command.Length == 0)
+            return Say.Error("no command given; usage: via run --dev IFACE [options] -- COMMAND [ARGS...]");
+        if (o.Json && !o.DryRun)
+            return Say.Error("--json goes with --dry-run (a running program's output is its own)");
+        if (!o.DryRun && !Exec.IsRoot)
+            return Say.Error("'via run' changes routing rules and cgroups and needs root; run it with sudo (or try --dry-run)");
+
+        // Find the command before touching anything: a typo must not cost a route set-up.
+        string? path = Exec.Resolve(o.Command[0], out bool notExecutable);
+        if (path is null)
+            return notExecutable
+                ? Say.Error($"{o.Command[0]}: permission denied (not executable)", ExitCodes.CannotExecute)
+                : Say.Error($"{o.Command[0]}: command not found", ExitCodes.NotFound);
+
+        var who = ResolveUser(o.User);
+        var request = new RouteRequest(o.Device, o.Gateway, o.Source);
+        IMechanism mechanism = new CgroupBpfMechanism();
+
+        using var host = new Host();
+        using var signals = new SignalForwarder();
+        Plan plan;
+        ActiveRoute active;
+        try
+        {
+            if (o.DryRun)
+            {
+                var view = HostView.Read(host);
+                var numbers = Allocator.Allocate(view, Journal.ReadAll().Select(j => j.Route), NumberSpace.Default);
+                plan = Planner.Make(request, view, mechanism, numbers, RouteId(numbers));
+                PlanPrinter.Print(plan, o.Command, who, o.Json);
+                return ExitCodes.Ok;
+            }
+
+            Directory.CreateDirectory(Journal.StateDirectory);
+            // Numbers are chosen and applied under one lock, so concurrent invocations never pick the same.
+            using (FileLock.Acquire(Journal.LockPath))
+            {
+                var view = HostView.Read(host);
+                var numbers = Allocator.Allocate(view, Journal.ReadAll().Select(j => j.Route), NumberSpace.Default);
+                plan = Planner.Make(request, view, mechanism, numbers, RouteId(numbers));
+                active = new ActiveRoute(plan.RouteId, Environment.ProcessId, DateTimeOffset.UtcNow, o.Device,
+                    (plan.Route.Gateway4 ?? plan.Route.Gateway6)?.ToString(), numbers.Mark, numbers.Table,
+                    mechanism.Name, plan.Membership, [.. plan.Changes]);
+                // Journal first: whatever happens next, 'via gc' knows what may exist.
+                Journal.Write(active);
+                try
+                {
+                    Applier.Apply(host, plan.Changes, o.Verbose ? c => Console.Error.WriteLine("via: + " + c.Command) : null);
+                }
+                catch
+                {
+                    Journal.Remove(active.Id);
+                    throw;
+                }
+            }
+        }
+        catch (PlanException e)
+        {
+            return Say.Error(e.Message);
+        }
+        catch (ApplyException e)
+        {
+            foreach (var l in e.Leftovers) Console.Error.WriteLine("via: could not undo: " + l);
+            return Say.Error($"could not set up the route: {e.Message}{Hint(e)}");
+        }
+        catch (KernelException e)
+        {
+            return Say.Error(e.Message);
+        }
+
+        int status;
+        if (signals.Received is { } early)
+        {
+            status = ExitCodes.SignalBase + early; // interrupted during set-up: do not start the program
+        }
+        else
+        {
+            status = Launch(plan, path, o.Command, who, signals);
+        }
+
+        if (Teardown.HasMembers(active))
+        {
+            // Daemonized descendants are still in the route: a detached reaper removes it once they are gone.
+            Reaper.Start(active.Id);
+            if (o.Verbose) Console.Error.WriteLine($"via: processes remain in {active.Cgroup}; the route is removed when they exit");
+        }
+        else
+        {
+            foreach (var f in Teardown.Run(host, active)) Console.Error.WriteLine("via: could not undo: " + f);
+            if (o.Verbose) Console.Error.WriteLine($"via: removed route {active.Id}");
+        }
+        return status;
+    }
+
+    private static string RouteId(RouteNumbers n) => $"t{n.Table}-p{Environment.ProcessId}";
+
+    private static string Hint(ApplyException e) => e.InnerException switch
+    {
+        KernelException { ErrorCode: Errno.EPERM or Errno.EACCES } => "; via needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_BPF)",
+        KernelException { Operation: var op } when op.StartsWith("bpf(", StringComparison.Ordinal) => "; this kernel may lack cgroup eBPF socket hooks (CONFIG_CGROUP_BPF)",
+        _ => "",
+    };
+
+    /// <summary>--user, else the user who ran sudo, else whoever we are (root).</summary>
+    private static Credentials? ResolveUser(string? user)
+    {
+        if (user is not null)
+            return Credentials.Lookup(user) ?? throw new ViaException($"user '{user}' does not exist; pass a user name or uid of this host to --user");
+        if (uint.TryParse(Environment.GetEnvironmentVariable("SUDO_UID"), out uint uid) && uid != 0)
+        {
+            uint gid = uint.TryParse(Environment.GetEnvironmentVariable("SUDO_GID"), out uint g) ? g : uid;
+            return Credentials.ForIds(uid, gid);
+        }
+        return null; // keep our own identity
+    }
+
+    private static int Launch(Plan plan, string path, string[] command, Credentials? who, SignalForwarder signals)
+    {
+        var start = new ProcessStartInfo(Environment.ProcessPath ?? "/proc/self/exe") { UseShellExecute = false };
+        Launcher.AddArguments(start.ArgumentList, plan.Launch, who, path, command);
+        foreach (var (k, v) in plan.Launch.Environment) start.Environment[k] = v;
+        if (who is not null && !who.IsRoot)
+        {
+            start.Environment["HOME"] = who.Home;
+            start.Environment["USER"] = who.Name;
+            start.Environment["LOGNAME"] = who.Name;
+        }
+        using var child = Process.Start(start) ?? throw new ViaException("could not start the launcher");
+        signals.Target = child.Id;
+        child.WaitForExit();
+        signals.Target = 0;
+        return child.ExitCode; // .NET reports death by signal N as 128 + N, as a shell does
+    }
+}
+
+/// <summary>Forwards SIGINT, SIGTERM and SIGHUP to the program; remembers one that came before it started.</summary>
+internal sealed class SignalForwarder : IDisposable
+{
+    private readonly List<PosixSignalRegistration> _registrations = [];
+    private volatile int _target;
+
+    public int Target { get => _target; set => _target = value; }
+
+    public int? Received { get; private set; }
+
+    public SignalForwarder()
+    {
+        foreach (var (signal, number) in new[] { (PosixSignal.SIGINT, 2), (PosixSignal.SIGTERM, 15), (PosixSignal.SIGHUP, 1) })
+        {
+            _registrations.Add(PosixSignalRegistration.Create(signal, context =>
+            {
+                context.Cancel = true; // via never dies of these: it forwards them, then cleans up
+                int pid = _target;
+                if (pid > 0) Exec.Signal(pid, number);
+                else Received ??= number;
+            }));
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var r in _registrations) r.Dispose();
+    }
+}

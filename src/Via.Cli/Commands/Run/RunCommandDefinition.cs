@@ -1,0 +1,103 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Net;
+
+namespace Via.Cli.Commands.Run;
+
+/// <summary>Options and arguments of 'via run'.</summary>
+public static class RunCommandDefinition
+{
+    public static readonly Option<string> Dev = new("--dev")
+    {
+        Description = "Interface the program's traffic leaves through (required), e.g. eth1, wlan0, wg0.",
+        Required = true,
+    };
+
+    public static readonly Option<IPAddress?> Gateway = new("--gateway")
+    {
+        Description = "Next hop on that interface. Default: the gateway of a default route through the interface in any table; not needed on point-to-point links.",
+        CustomParser = ParseAddress,
+        HelpName = "IP",
+    };
+
+    public static readonly Option<IPAddress?> Source = new("--src")
+    {
+        Description = "Source address for the program's connections; must be one of the interface's addresses. Default: its first.",
+        CustomParser = ParseAddress,
+        HelpName = "IP",
+    };
+
+    public static readonly Option<string?> User = new("--user")
+    {
+        Description = "Run the program as this user (name or uid). Default: the user who ran sudo (SUDO_UID), else root. '--user root' keeps root.",
+        HelpName = "USER",
+    };
+
+    public static readonly Option<bool> DryRun = new("--dry-run")
+    {
+        Description = "Print the plan (each step as its ip/bpftool equivalent) and change nothing. Needs no root.",
+    };
+
+    public static readonly Option<bool> Json = new("--json")
+    {
+        Description = "With --dry-run: print the plan as JSON.",
+    };
+
+    public static readonly Option<bool> Verbose = new("--verbose", "-v")
+    {
+        Description = "Print each change on stderr as it is applied and undone.",
+    };
+
+    public static readonly Argument<string[]> Command = new("command")
+    {
+        Description = "The program and its arguments, after '--'.",
+        Arity = ArgumentArity.ZeroOrMore,
+    };
+
+    public static Command Create()
+    {
+        var command = new Command("run",
+            """
+            Run a program whose traffic (IPv4 and IPv6, TCP and UDP, its children and daemons included) leaves
+            through one interface, while every other program keeps its route. If the interface goes down, the
+            program's connections fail (ENETUNREACH) instead of leaving another way. When the last program of the
+            route exits, everything via set up for it is removed.
+
+              sudo via run --dev eth1 -- curl https://example.org
+              sudo via run --dev eth1 --gateway 192.168.2.1 --src 192.168.2.7 -- ./my-go-service
+              sudo via run --dev wg0 --user alice -- firefox
+              via run --dev eth1 --dry-run -- curl https://example.org     # print the plan only
+            """)
+        {
+            Dev, Gateway, Source, User, DryRun, Json, Verbose, Command,
+        };
+        command.SetAction(parse => RunCommand.Execute(new RunOptions(
+            parse.GetValue(Dev)!,
+            parse.GetValue(Gateway),
+            parse.GetValue(Source),
+            parse.GetValue(User),
+            parse.GetValue(DryRun),
+            parse.GetValue(Json),
+            parse.GetValue(Verbose),
+            parse.GetValue(Command) ?? [])));
+        return command;
+    }
+
+    private static IPAddress? ParseAddress(ArgumentResult result)
+    {
+        string text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
+        if (IPAddress.TryParse(text, out var address)) return address;
+        result.AddError($"'{text}' is not an IPv4 or IPv6 address (option {((OptionResult)result.Parent!).Option.Name})");
+        return null;
+    }
+}
+
+public sealed record RunOptions(
+    string Device,
+    IPAddress? Gateway,
+    IPAddress? Source,
+    string? User,
+    bool DryRun,
+    bool Json,
+    bool Verbose,
+    string[] Command);

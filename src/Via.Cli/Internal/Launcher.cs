@@ -1,0 +1,73 @@
+using System.Globalization;
+using Via.Kernel;
+using Via.Kernel.Cgroups;
+using Via.Kernel.Processes;
+using Via.Mechanisms;
+
+namespace Via.Cli.Internal;
+
+/// <summary>
+/// The launcher stage: via re-executes itself as <c>via __launch</c>, and this process moves
+/// itself into the route's cgroup, takes the user's credentials, restores default signal state
+/// and only then execs the program. No managed code runs between fork and exec, and the program's
+/// first instruction already runs tagged, so it can never create an untagged socket.
+/// </summary>
+public static class Launcher
+{
+    public const string Verb = "__launch";
+
+    public static void AddArguments(IList<string> args, LaunchSpec spec, Credentials? who, string path, string[] command)
+    {
+        args.Add(Verb);
+        if (spec.Cgroup is { } cg) { args.Add("--cgroup"); args.Add(cg); }
+        if (who is not null)
+        {
+            args.Add("--uid"); args.Add(who.Uid.ToString(CultureInfo.InvariantCulture));
+            args.Add("--gid"); args.Add(who.Gid.ToString(CultureInfo.InvariantCulture));
+            args.Add("--groups"); args.Add(string.Join(',', who.Groups));
+        }
+        args.Add("--");
+        args.Add(path);
+        foreach (var a in command) args.Add(a);
+    }
+
+    public static int Run(ReadOnlySpan<string> args)
+    {
+        string? cgroup = null;
+        uint? uid = null, gid = null;
+        uint[] groups = [];
+        int i = 0;
+        for (; i < args.Length && args[i] != "--"; i += 2)
+        {
+            if (i + 1 >= args.Length) return Say.Error($"launcher: option {args[i]} needs a value");
+            string value = args[i + 1];
+            switch (args[i])
+            {
+                case "--cgroup": cgroup = value; break;
+                case "--uid": uid = uint.Parse(value, CultureInfo.InvariantCulture); break;
+                case "--gid": gid = uint.Parse(value, CultureInfo.InvariantCulture); break;
+                case "--groups": groups = value.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(g => uint.Parse(g, CultureInfo.InvariantCulture)).ToArray(); break;
+                default: return Say.Error($"launcher: unknown option {args[i]}");
+            }
+        }
+        if (i + 1 >= args.Length) return Say.Error("launcher: no command");
+        string path = args[i + 1];
+        string[] argv = args[(i + 2)..].ToArray();
+        if (argv.Length == 0) argv = [path];
+
+        try
+        {
+            if (cgroup is not null) Cgroup2.JoinSelf(cgroup);
+            if (uid is { } u) Exec.DropTo(new Credentials(u, gid ?? u, groups.Length > 0 ? groups : [gid ?? u], u.ToString(CultureInfo.InvariantCulture), "/"));
+        }
+        catch (KernelException e)
+        {
+            return Say.Error($"cannot place the program: {e.Message}");
+        }
+        Exec.ResetSignals();
+        int errno = Exec.Replace(path, argv);
+        return errno == Errno.ENOENT
+            ? Say.Error($"{argv[0]}: command not found", ExitCodes.NotFound)
+            : Say.Error($"{argv[0]}: cannot execute: {new KernelException("execve", path, errno).Message}", ExitCodes.CannotExecute);
+    }
+}

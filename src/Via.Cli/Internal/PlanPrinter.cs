@@ -1,0 +1,42 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Via.Kernel.Processes;
+using Via.Planning;
+
+namespace Via.Cli.Internal;
+
+/// <summary>Prints a plan for --dry-run: as shell-like text, or as JSON for scripts.</summary>
+public static class PlanPrinter
+{
+    public static void Print(Plan plan, string[] command, Credentials? who, bool json)
+    {
+        var r = plan.Route;
+        if (json)
+        {
+            var dto = new PlanDocument(plan.RouteId, r.Link.Name, r.Gateway4?.ToString(), r.Source4?.ToString(), r.Gateway6?.ToString(),
+                r.Source6?.ToString(), r.Routes4, r.Routes6, plan.Numbers.Mark, plan.Numbers.MarkMask, plan.Numbers.Table,
+                plan.Mechanism.Name, plan.Launch.Cgroup, who?.Name ?? "root", command,
+                plan.Changes.Select(c => new StepDocument(c.Command, c.UndoCommand)).ToArray());
+            Console.WriteLine(JsonSerializer.Serialize(dto, PlanJson.Default.PlanDocument));
+            return;
+        }
+        Console.WriteLine($"# route {plan.RouteId}: dev {r.Link.Name}, mark 0x{plan.Numbers.Mark:x}/0x{plan.Numbers.MarkMask:x}, table {plan.Numbers.Table}, mechanism {plan.Mechanism.Name}");
+        Console.WriteLine($"# IPv4: {(r.Routes4 ? $"via {r.Gateway4?.ToString() ?? "(point-to-point)"} src {r.Source4}" : "unreachable for the program")}");
+        Console.WriteLine($"# IPv6: {(r.Routes6 ? $"via {r.Gateway6?.ToString() ?? "(point-to-point)"} src {r.Source6}" : "unreachable for the program")}");
+        foreach (var change in plan.Changes) Console.WriteLine(change.Command);
+        Console.WriteLine($"# then: run {string.Join(' ', command)} in {plan.Launch.Cgroup} as {who?.Describe() ?? "root"}");
+        Console.WriteLine("# when its last process exits, in reverse:");
+        foreach (var change in plan.Changes.Reverse()) Console.WriteLine(change.UndoCommand);
+    }
+}
+
+public sealed record StepDocument(string Command, string Undo);
+
+public sealed record PlanDocument(
+    string Route, string Device, string? Gateway4, string? Source4, string? Gateway6, string? Source6,
+    bool Routes4, bool Routes6, uint Mark, uint MarkMask, uint Table, string Mechanism, string? Cgroup,
+    string User, string[] Command, StepDocument[] Steps);
+
+[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
+[JsonSerializable(typeof(PlanDocument))]
+internal sealed partial class PlanJson : JsonSerializerContext;

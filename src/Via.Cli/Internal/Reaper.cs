@@ -1,0 +1,42 @@
+using System.Diagnostics;
+using Via.Kernel.Processes;
+using Via.Mechanisms;
+
+namespace Via.Cli.Internal;
+
+/// <summary>
+/// A detached process that removes a route once its last process is gone: started when the
+/// program exits but left daemonized descendants behind (they stay routed until then).
+/// </summary>
+public static class Reaper
+{
+    public const string Verb = "__reap";
+
+    public static void Start(string routeId)
+    {
+        var start = new ProcessStartInfo(Environment.ProcessPath ?? "/proc/self/exe")
+        {
+            UseShellExecute = false,
+            // Not the caller's stdio: a pipe reader of via must see EOF when via exits.
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.ArgumentList.Add(Verb);
+        start.ArgumentList.Add(routeId);
+        using var reaper = Process.Start(start);
+        reaper?.StandardInput.Close();
+        reaper?.StandardOutput.Close();
+        reaper?.StandardError.Close();
+    }
+
+    public static int Run(ReadOnlySpan<string> args)
+    {
+        if (args.Length != 1) return Say.Error("usage: via __reap ROUTE-ID");
+        Exec.NewSession(); // leave via's session: a closing terminal must not take the reaper along
+        var route = Journal.Read(Journal.PathOf(args[0]));
+        Teardown.WaitUntilEmpty(route, TimeSpan.FromMilliseconds(100));
+        using var host = new Host();
+        return Teardown.Run(host, route).Count == 0 ? ExitCodes.Ok : ExitCodes.ViaFailed;
+    }
+}

@@ -1,0 +1,64 @@
+using System.CommandLine;
+using Via.Cli.Commands.Demo;
+using Via.Cli.Commands.Run;
+using Via.Cli.Internal;
+
+namespace Via.Cli;
+
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        // Internal stages re-executed from this same binary: dispatched before any parsing, so the
+        // launcher between via and the program costs as little as possible.
+        if (args.Length > 0 && args[0].StartsWith("__", StringComparison.Ordinal))
+        {
+            return args[0] switch
+            {
+                Launcher.Verb => Launcher.Run(args.AsSpan(1)),
+                Reaper.Verb => Reaper.Run(args.AsSpan(1)),
+                WhoamiServer.Verb => WhoamiServer.Run(args.AsSpan(1)),
+                Probe.Verb => Probe.Run(args.AsSpan(1)),
+                _ => Say.Error($"unknown internal command {args[0]}"),
+            };
+        }
+        return Parse(args);
+    }
+
+    public static RootCommand BuildRoot() => new(
+        """
+        via: make one program's traffic leave the way you choose, without touching any other program.
+
+          sudo via run --dev eth1 -- curl https://example.org
+          sudo via run --dev eth1 --gateway 192.168.2.1 -- ./my-go-service
+          sudo via run --dev eth1 --dry-run -- curl https://example.org
+          sudo via demo
+
+        Exit status of 'run': the program's own; 128+N if it died of signal N; 126 if it could not be
+        executed; 127 if it was not found; 125 if via itself failed (then nothing on the host was changed).
+        """)
+    {
+        RunCommandDefinition.Create(),
+        DemoCommand.Create(),
+    };
+
+    private static int Parse(string[] args)
+    {
+        var root = BuildRoot();
+        var result = root.Parse(args);
+        if (result.Errors.Count > 0)
+        {
+            foreach (var error in result.Errors) Console.Error.WriteLine("via: " + error.Message);
+            Console.Error.WriteLine("via: see 'via --help' or 'via run --help'");
+            return ExitCodes.ViaFailed;
+        }
+        try
+        {
+            return result.Invoke();
+        }
+        catch (ViaException e)
+        {
+            return Say.Error(e.Message, e.ExitCode);
+        }
+    }
+}

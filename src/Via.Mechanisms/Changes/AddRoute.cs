@@ -1,0 +1,29 @@
+using System.Net.Sockets;
+using Via.Kernel.Netlink;
+
+namespace Via.Mechanisms.Changes;
+
+/// <summary>A route in via's table: <c>ip route add ... table T proto via</c>.</summary>
+/// <param name="Device">The name of <see cref="Route.OutputLink"/>, for printing.</param>
+public sealed record AddRoute(Route Route, string? Device = null) : HostChange
+{
+    public override string Command => "ip " + Text(Route, Device, "add");
+    public override string UndoCommand => "ip " + Text(Route, Device, "del");
+
+    public override void Apply(Host host) => host.Rtnl.Add(Route);
+    public override bool Undo(Host host) => host.Rtnl.Delete(Route);
+
+    private static string Text(Route r, string? device, string verb)
+    {
+        var s = new System.Text.StringBuilder(r.Family == AddressFamily.InterNetworkV6 ? "-6 route " : "route ").Append(verb).Append(' ');
+        if (r.Type == RouteType.Unreachable) s.Append("unreachable ");
+        s.Append(r.IsDefault ? "default" : $"{r.Destination}/{r.DestinationLength}");
+        if (r.Gateway is not null) s.Append(" via ").Append(r.Gateway);
+        if (r.OutputLink != 0) s.Append(" dev ").Append(device ?? $"if{r.OutputLink}");
+        if (r.PreferredSource is not null) s.Append(" src ").Append(r.PreferredSource);
+        if (r.Metric != 0) s.Append(" metric ").Append(r.Metric);
+        s.Append(" table ").Append(r.Table);
+        if (r.Protocol != 0) s.Append(" proto ").Append(r.Protocol);
+        return s.ToString();
+    }
+}

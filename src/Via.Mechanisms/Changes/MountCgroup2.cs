@@ -1,0 +1,21 @@
+using Via.Kernel.Cgroups;
+
+namespace Via.Mechanisms.Changes;
+
+/// <summary>
+/// Mounts cgroup2 where none is visible (inside <c>ip netns exec</c>, which remounts /sys, or on a
+/// v1-only host). The mount is left in place: it holds no state, and inside a private mount
+/// namespace it disappears with the namespace.
+/// </summary>
+public sealed record MountCgroup2(string Target) : HostChange
+{
+    public override string Command => $"mount -t cgroup2 none {Target}";
+    public override string UndoCommand => "# cgroup2 mount left in place";
+
+    public override void Apply(Host host)
+    {
+        if (!Cgroup2.FindMounts().Contains(Target)) Cgroup2.Mount(Target);
+    }
+
+    public override bool Undo(Host host) => false;
+}

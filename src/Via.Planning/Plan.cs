@@ -1,0 +1,72 @@
+using System.Net;
+using System.Net.Sockets;
+using Via.Kernel.Netlink;
+using Via.Mechanisms;
+using Via.Mechanisms.Changes;
+
+namespace Via.Planning;
+
+/// <summary>Everything one <c>via run</c> will do to the host, in order, before it does any of it.</summary>
+public sealed record Plan(
+    string RouteId,
+    RouteRequest Request,
+    ResolvedRoute Route,
+    RouteNumbers Numbers,
+    IMechanism Mechanism,
+    IReadOnlyList<HostChange> Changes,
+    LaunchSpec Launch,
+    string? Membership);
+
+/// <summary>route + mechanism + host view -> <see cref="Plan"/>. Pure: reads nothing, changes nothing.</summary>
+public static class Planner
+{
+    /// <summary>rtnetlink protocol value on every rule and route via makes ("proto 86"): via's tag, 'V'.</summary>
+    public const byte Protocol = 86;
+
+    /// <summary>Metric of the unreachable default that ends each table: the kill switch.</summary>
+    public const uint KillSwitchMetric = 4278198272;
+
+    public static Plan Make(RouteRequest request, HostView host, IMechanism mechanism, RouteNumbers numbers, string routeId)
+    {
+        var route = RouteResolver.Resolve(request, host);
+        var tag = new TagRequest(routeId, numbers.Mark, host);
+        var changes = new List<HostChange>(mechanism.Tag(tag));
+        changes.AddRange(Routing(route, numbers));
+        return new Plan(routeId, request, route, numbers, mechanism, changes, mechanism.Launch(tag), mechanism.Membership(tag));
+    }
+
+    /// <summary>
+    /// The table and rules of one route (DESIGN.md points 1-6): the interface's on-link prefixes and
+    /// default route in the table, an unreachable default after them in both families (so a
+    /// vanished interface or a missing IPv6 route fails closed instead of falling through to the
+    /// main table), a fwmark rule, and a rule for the route's source addresses so that replies pass
+    /// strict rp_filter without touching any sysctl. Rules sit after the local table (priority 0),
+    /// so loopback and the host's own addresses keep working.
+    /// </summary>
+    public static IEnumerable<HostChange> Routing(ResolvedRoute route, RouteNumbers n)
+    {
+        uint table = n.Table;
+        var link = route.Link;
+        foreach (var family in new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
+        {
+            bool v4 = family == AddressFamily.InterNetwork;
+            IPAddress? source = v4 ? route.Source4 : route.Source6;
+            IPAddress? gateway = v4 ? route.Gateway4 : route.Gateway6;
+            bool routed = v4 ? route.Routes4 : route.Routes6;
+            if (routed)
+            {
+                foreach (var c in route.Connected.Where(c => c.Family == family))
+                    yield return new AddRoute(c with { Table = table, Protocol = Protocol, PreferredSource = v4 ? source : null }, link.Name);
+                yield return new AddRoute(new Route(family, table, RouteType.Unicast, Gateway: gateway, OutputLink: link.Index,
+                    PreferredSource: v4 ? source : null, Protocol: Protocol, Scope: gateway is null ? InterfaceAddress.ScopeLink : (byte)0), link.Name);
+            }
+            yield return new AddRoute(new Route(family, table, RouteType.Unreachable, Metric: KillSwitchMetric, Protocol: Protocol));
+        }
+        foreach (var family in new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
+            yield return new AddRule(new Rule(family, n.Priority, table, Mark: n.Mark, MarkMask: n.MarkMask, Protocol: Protocol));
+        if (route.Routes4 && route.Source4 is { } s4)
+            yield return new AddRule(new Rule(AddressFamily.InterNetwork, n.Priority, table, Source: s4, SourceLength: 32, Protocol: Protocol));
+        if (route.Routes6 && route.Source6 is { } s6)
+            yield return new AddRule(new Rule(AddressFamily.InterNetworkV6, n.Priority, table, Source: s6, SourceLength: 128, Protocol: Protocol));
+    }
+}
