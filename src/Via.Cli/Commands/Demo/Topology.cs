@@ -1,0 +1,141 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace Via.Cli.Commands.Demo;
+
+/// <summary>
+/// A throwaway network in namespaces, for 'via demo' and the kernel tests:
+/// <code>
+///   PFX-host: up1 10.1.0.2/24 fd01::2/64 (main default route)    up2 10.2.0.2/24 fd02::2/64 (default route in table 200)
+///   PFX-isp1: wan 10.1.0.1 fd01::1        PFX-isp2: wan 10.2.0.1 fd02::1
+///   each isp: 198.51.100.1 and 2001:db8:100::1 on lo, and a server on port 8080 that answers
+///             "ispN PEER-ADDRESS": which uplink a connection came through, and from which source.
+/// </code>
+/// The same server address behind both uplinks makes the answer name the path actually taken.
+/// Built with iproute2 (scaffolding, not via's own work); never touches the root namespace's network.
+/// </summary>
+public sealed class Topology : IDisposable
+{
+    public const string Server4 = "198.51.100.1", Server6 = "2001:db8:100::1";
+    public const int Port = 8080;
+
+    private readonly List<Process> _servers = [];
+    private readonly ConcurrentDictionary<string, ConcurrentQueue<string>> _logs = new();
+    private readonly List<string> _namespaces = [];
+    private int _disposed;
+
+    public string Prefix { get; }
+    public string Host => Prefix + "-host";
+    public string Isp(int n) => $"{Prefix}-isp{n}";
+
+    private Topology(string prefix) => Prefix = prefix;
+
+    /// <summary>Builds the topology and starts both servers; on failure removes what it made.</summary>
+    public static Topology Create(string prefix, string viaPath)
+    {
+        var t = new Topology(prefix);
+        try
+        {
+            t.Build(viaPath);
+            return t;
+        }
+        catch
+        {
+            t.Dispose();
+            throw;
+        }
+    }
+
+    private void Build(string viaPath)
+    {
+        foreach (var ns in new[] { Host, Isp(1), Isp(2) })
+        {
+            Ip("netns", "add", ns);
+            _namespaces.Add(ns);
+            Ip("-n", ns, "link", "set", "lo", "up");
+        }
+        for (int k = 1; k <= 2; k++)
+        {
+            string isp = Isp(k);
+            Ip("link", "add", $"up{k}", "netns", Host, "type", "veth", "peer", "name", "wan", "netns", isp);
+            Ip("-n", Host, "addr", "add", $"10.{k}.0.2/24", "dev", $"up{k}");
+            Ip("-n", Host, "addr", "add", $"fd0{k}::2/64", "dev", $"up{k}", "nodad");
+            Ip("-n", Host, "link", "set", $"up{k}", "up");
+            Ip("-n", isp, "addr", "add", $"10.{k}.0.1/24", "dev", "wan");
+            Ip("-n", isp, "addr", "add", $"fd0{k}::1/64", "dev", "wan", "nodad");
+            Ip("-n", isp, "link", "set", "wan", "up");
+            Ip("-n", isp, "addr", "add", Server4 + "/32", "dev", "lo");
+            Ip("-n", isp, "addr", "add", Server6 + "/128", "dev", "lo");
+        }
+        Ip("-n", Host, "route", "add", "default", "via", "10.1.0.1", "dev", "up1");
+        Ip("-n", Host, "-6", "route", "add", "default", "via", "fd01::1", "dev", "up1");
+        // The second uplink's default route lives in another table, as a DHCP client or a
+        // multi-homing set-up leaves it: via finds the gateway there.
+        Ip("-n", Host, "route", "add", "default", "via", "10.2.0.1", "dev", "up2", "table", "200");
+        Ip("-n", Host, "-6", "route", "add", "default", "via", "fd02::1", "dev", "up2", "table", "200");
+        for (int k = 1; k <= 2; k++) StartServer(viaPath, k);
+    }
+
+    private void StartServer(string viaPath, int k)
+    {
+        string name = $"isp{k}";
+        var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "netns", "exec", Isp(k), viaPath, "__serve", "--name", name, "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--udp", Server4, "--udp", Server6 })
+            start.ArgumentList.Add(a);
+        var server = Process.Start(start) ?? throw new InvalidOperationException("could not start the server in " + Isp(k));
+        _servers.Add(server);
+        var log = _logs.GetOrAdd(name, _ => new ConcurrentQueue<string>());
+        using var ready = new ManualResetEventSlim();
+        server.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            if (e.Data.StartsWith("listening", StringComparison.Ordinal)) ready.Set();
+            else log.Enqueue(e.Data);
+        };
+        server.BeginOutputReadLine();
+        if (!ready.Wait(TimeSpan.FromSeconds(20)))
+            throw new InvalidOperationException($"server in {Isp(k)} did not start{(server.HasExited ? ": " + server.StandardError.ReadToEnd() : "")}");
+    }
+
+    /// <summary>Connections and datagrams the server behind uplink <paramref name="k"/> has answered ("tcp isp1 10.1.0.2").</summary>
+    public IReadOnlyList<string> ServerLog(int k) => _logs.TryGetValue($"isp{k}", out var q) ? [.. q] : [];
+
+    /// <summary>Runs ip(8) and throws with its message if it fails.</summary>
+    public static void Ip(params string[] args)
+    {
+        var (code, _, err) = Run("ip", args);
+        if (code != 0) throw new InvalidOperationException($"ip {string.Join(' ', args)}: {err.Trim()}");
+    }
+
+    /// <summary>Runs a command to completion and returns its status and output.</summary>
+    public static (int Code, string Out, string Err) Run(string file, IEnumerable<string> args, TimeSpan? timeout = null)
+    {
+        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+        foreach (var a in args) start.ArgumentList.Add(a);
+        using var p = Process.Start(start)!;
+        p.StandardInput.Close();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(timeout ?? TimeSpan.FromSeconds(60)))
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish");
+        }
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    /// <summary>Runs a command in the host namespace (ip netns exec PFX-host ...).</summary>
+    public (int Code, string Out, string Err) InHost(IEnumerable<string> command, TimeSpan? timeout = null) =>
+        Run("ip", ["netns", "exec", Host, .. command], timeout);
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        foreach (var s in _servers)
+        {
+            try { s.Kill(entireProcessTree: true); s.WaitForExit(2000); } catch (InvalidOperationException) { }
+            s.Dispose();
+        }
+        foreach (var ns in _namespaces) Run("ip", ["netns", "del", ns]);
+    }
+}
