@@ -53,6 +53,10 @@ public sealed class Topology : IDisposable
             Ip("netns", "add", ns);
             _namespaces.Add(ns);
             Ip("-n", ns, "link", "set", "lo", "up");
+            // No duplicate address detection: addresses (link-local ones too) and their routes are
+            // complete as soon as a link is up, so a snapshot of the routes is stable.
+            var (code, _, err) = Run("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"]);
+            if (code != 0) throw new InvalidOperationException($"sysctl accept_dad in {ns}: {err.Trim()}");
         }
         for (int k = 1; k <= 2; k++)
         {

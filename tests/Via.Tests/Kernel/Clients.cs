@@ -1,0 +1,37 @@
+namespace Via.Tests.Kernel;
+
+/// <summary>Real client programs, as argument vectors: each asks the topology's server who it saw.</summary>
+public static class Clients
+{
+    public const string Python = "/usr/bin/python3";
+
+    private const string PythonAsk = """
+        import socket, sys
+        proto, addr, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+        fam = socket.AF_INET6 if ':' in addr else socket.AF_INET
+        if proto == 'tcp':
+            s = socket.socket(fam, socket.SOCK_STREAM); s.settimeout(5); s.connect((addr, port))
+            s.sendall(b'GET / HTTP/1.0\r\n\r\n'); data = b''
+            while True:
+                d = s.recv(4096)
+                if not d: break
+                data += d
+            print(data.split(b'\r\n\r\n', 1)[1].decode().strip())
+        else:
+            s = socket.socket(fam, socket.SOCK_DGRAM); s.settimeout(5); s.sendto(b'?', (addr, port))
+            print(s.recv(999).decode().strip())
+        """;
+
+    public static string[] Curl(string address) =>
+        ["curl", "-sS", "--max-time", "10", $"http://{(address.Contains(':') ? $"[{address}]" : address)}:{Via.Port}/"];
+
+    /// <summary>busybox-static's wget: a statically linked binary, no libc hooks possible.
+    /// (Its -T timeout option crashes busybox 1.35 as shipped in Debian 12: not used.)</summary>
+    public static string[] StaticWget(string address) =>
+        ["/bin/busybox", "wget", "-q", "-O", "-", $"http://{(address.Contains(':') ? $"[{address}]" : address)}:{Via.Port}/"];
+
+    public static string[] PythonClient(string proto, string address) => [Python, "-c", PythonAsk, proto, address, Via.Port];
+
+    /// <summary>The NativeAOT .NET client built into via.</summary>
+    public static string[] DotNet(string proto, string address) => [ViaBinary.Path, "__probe", proto, address, Via.Port];
+}

@@ -1,0 +1,81 @@
+using System.Diagnostics;
+using Via.Cli.Commands.Demo;
+using Xunit.Abstractions;
+
+namespace Via.Tests.Kernel;
+
+/// <summary>When the uplink goes down mid-run, the program's traffic fails; nothing leaves by the other uplink.</summary>
+public sealed class KillSwitchTests(TopologyFixture fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture>
+{
+    private Topology T => fixture.Topology;
+
+    [RootFact]
+    public void Traffic_fails_closed_when_the_uplink_goes_down()
+    {
+        var before = HostSnapshot.Take(T);
+        string flag = Path.Combine(Path.GetTempPath(), $"via-kill-{Guid.NewGuid():N}");
+        string program = $$"""
+            import os, socket, time
+            def ask(fam, addr, kind):
+                try:
+                    s = socket.socket(fam, kind); s.settimeout(3)
+                    if kind == socket.SOCK_STREAM:
+                        s.connect((addr, 8080)); s.sendall(b'GET / HTTP/1.0\r\n\r\n'); return s.makefile().read().split('\n')[-2]
+                    s.sendto(b'?', (addr, 8080)); return s.recv(999).decode().strip()
+                except OSError as e:
+                    return 'error ' + (os.strerror(e.errno) if e.errno else type(e).__name__)
+            print('before', ask(socket.AF_INET, '198.51.100.1', socket.SOCK_STREAM), flush=True)
+            while not os.path.exists('{{flag}}'): time.sleep(0.05)
+            print('tcp4', ask(socket.AF_INET, '198.51.100.1', socket.SOCK_STREAM), flush=True)
+            print('udp4', ask(socket.AF_INET, '198.51.100.1', socket.SOCK_DGRAM), flush=True)
+            print('tcp6', ask(socket.AF_INET6, '2001:db8:100::1', socket.SOCK_STREAM), flush=True)
+            print('udp6', ask(socket.AF_INET6, '2001:db8:100::1', socket.SOCK_DGRAM), flush=True)
+            """;
+        var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "netns", "exec", T.Host, ViaBinary.Path, "run", "--dev", "up2", "--", Clients.Python, "-c", program }) start.ArgumentList.Add(a);
+        int isp1Before = T.ServerLog(1).Count;
+        using var via = Process.Start(start)!;
+        try
+        {
+            Assert.Equal("before isp2 10.2.0.2", via.StandardOutput.ReadLine());
+            Topology.Ip("-n", T.Host, "link", "set", "up2", "down");
+            File.WriteAllText(flag, "");
+            var lines = new List<string>();
+            for (string? line; (line = via.StandardOutput.ReadLine()) is not null;) lines.Add(line);
+            Assert.True(via.WaitForExit(30000));
+            output.WriteLine(string.Join('\n', lines) + via.StandardError.ReadToEnd());
+            Assert.Equal(4, lines.Count);
+            foreach (var line in lines) Assert.Contains(" error ", line); // e.g. "No route to host"
+            Assert.Equal(isp1Before, T.ServerLog(1).Count);               // not one connection leaked out up1
+            HostSnapshot.AssertUnchanged(before with { NamespaceRoutes = HostSnapshot.Take(T).NamespaceRoutes }, T);
+        }
+        finally
+        {
+            File.Delete(flag);
+            if (!via.HasExited) via.Kill(entireProcessTree: true);
+            Topology.Ip("-n", T.Host, "link", "set", "up2", "up");
+            // Routes through up2 went with the link; put the table-200 defaults back for other tests.
+            Topology.Run("ip", ["-n", T.Host, "route", "replace", "default", "via", "10.2.0.1", "dev", "up2", "table", "200"]);
+            Topology.Run("ip", ["-n", T.Host, "-6", "route", "replace", "default", "via", "fd02::1", "dev", "up2", "table", "200"]);
+        }
+    }
+
+    [RootFact]
+    public void Ipv6_is_unreachable_when_the_uplink_has_no_ipv6_route()
+    {
+        // Take up2's IPv6 default away: via must make IPv6 unreachable for the program, not send it out up1.
+        Topology.Ip("-n", T.Host, "-6", "route", "del", "default", "via", "fd02::1", "dev", "up2", "table", "200");
+        try
+        {
+            int isp1Before = T.ServerLog(1).Count;
+            var r = Via.Up2(T, "sh", "-c", $"{string.Join(' ', Clients.DotNet("tcp", Topology.Server6))}; {string.Join(' ', Clients.DotNet("tcp", Topology.Server4))}");
+            output.WriteLine(r.Out + r.Err);
+            Assert.Equal(["error HostUnreachable", "isp2 10.2.0.2"], r.Out.Trim().Split('\n'));
+            Assert.Equal(isp1Before, T.ServerLog(1).Count);
+        }
+        finally
+        {
+            Topology.Run("ip", ["-n", T.Host, "-6", "route", "replace", "default", "via", "fd02::1", "dev", "up2", "table", "200"]);
+        }
+    }
+}

@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using Via.Cli.Commands.Demo;
+using Xunit.Abstractions;
+
+namespace Via.Tests.Kernel;
+
+/// <summary>Exit status, signals, and removal of everything via made once the route's last process exits.</summary>
+public sealed class LifecycleTests(TopologyFixture fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture>
+{
+    private Topology T => fixture.Topology;
+
+    [RootFact]
+    public void Everything_is_removed_after_the_program_exits()
+    {
+        var before = HostSnapshot.Take(T);
+        var r = Via.Run(T, ["run", "--verbose", "--dev", "up2", "--", .. Clients.DotNet("tcp", Topology.Server4)]);
+        output.WriteLine(r.Err);
+        Assert.Equal(0, r.Code);
+        Assert.Contains("ip rule add pref 12000 fwmark", r.Err); // it did set up a route...
+        HostSnapshot.AssertUnchanged(before, T);              // ...and removed all of it
+    }
+
+    [RootFact]
+    public void Exit_status_is_the_programs_own()
+    {
+        Assert.Equal(3, Via.Up2(T, "sh", "-c", "exit 3").Code);
+        Assert.Equal(0, Via.Up2(T, "true").Code);
+        Assert.Equal(128 + 15, Via.Up2(T, "sh", "-c", "kill -TERM $$").Code);
+        Assert.Equal(128 + 9, Via.Up2(T, "sh", "-c", "kill -KILL $$").Code);
+    }
+
+    [RootFact]
+    public void Missing_or_unrunnable_commands_get_127_and_126_and_change_nothing()
+    {
+        var before = HostSnapshot.Take(T);
+        var missing = Via.Up2(T, "no-such-command-via-test");
+        Assert.Equal(127, missing.Code);
+        Assert.Contains("no-such-command-via-test: command not found", missing.Err);
+        string plainFile = Path.GetTempFileName(); // mode 0600: not executable
+        try
+        {
+            var notExecutable = Via.Up2(T, plainFile);
+            Assert.Equal(126, notExecutable.Code);
+            Assert.Contains(plainFile, notExecutable.Err);
+        }
+        finally
+        {
+            File.Delete(plainFile);
+        }
+        HostSnapshot.AssertUnchanged(before, T);
+    }
+
+    [RootTheory]
+    [InlineData("TERM", 15)]
+    [InlineData("INT", 2)]
+    [InlineData("HUP", 1)]
+    public void Signals_are_forwarded_to_the_program(string name, int number)
+    {
+        var before = HostSnapshot.Take(T);
+        // The program reports the signal it got as its exit status (40 + N).
+        string program = $"import signal, sys, time\nsignal.signal({number}, lambda *a: sys.exit(40 + {number}))\nprint('ready', flush=True)\ntime.sleep(30)\nsys.exit(1)";
+        var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "netns", "exec", T.Host, ViaBinary.Path, "run", "--dev", "up2", "--", Clients.Python, "-c", program }) start.ArgumentList.Add(a);
+        using var via = Process.Start(start)!;
+        Assert.Equal("ready", via.StandardOutput.ReadLine());
+        // ip netns exec execs via in place, so this pid is via's.
+        Assert.Equal(0, Topology.Run("kill", [$"-{name}", via.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]).Code);
+        Assert.True(via.WaitForExit(20000), "via did not exit after the program got SIG" + name);
+        Assert.Equal(40 + number, via.ExitCode);
+        HostSnapshot.AssertUnchanged(before, T);
+    }
+
+    [RootFact]
+    public void A_daemonized_grandchild_stays_routed_and_the_route_goes_when_it_exits()
+    {
+        var before = HostSnapshot.Take(T);
+        string outFile = Path.Combine(Path.GetTempPath(), $"via-daemon-{Guid.NewGuid():N}");
+        try
+        {
+            string daemon = $"sleep 1; {string.Join(' ', Clients.DotNet("tcp", Topology.Server4))} > {outFile}";
+            var r = Via.Up2(T, "sh", "-c", $"setsid sh -c '{daemon}' </dev/null >/dev/null 2>&1 & exit 0");
+            Assert.Equal(0, r.Code); // via returns when its child exits...
+            Assert.False(File.Exists(outFile) && File.ReadAllText(outFile).Length > 0, "the daemon should still be sleeping");
+            // ...the daemon, still in the route's cgroup, goes out up2 a second later...
+            for (int i = 0; i < 100 && !(File.Exists(outFile) && File.ReadAllText(outFile).EndsWith('\n')); i++) Thread.Sleep(100);
+            Assert.Equal("isp2 10.2.0.2", File.ReadAllText(outFile).Trim());
+            // ...and once it has exited, the reaper removes the route.
+            HostSnapshot.AssertUnchanged(before, T);
+        }
+        finally
+        {
+            File.Delete(outFile);
+        }
+    }
+}

@@ -1,0 +1,21 @@
+using Via.Kernel.Processes;
+
+namespace Via.Tests.Kernel;
+
+/// <summary>A test that needs root (namespaces, cgroups, bpf). Skipped, with the reason printed, when not root.</summary>
+public sealed class RootFactAttribute : FactAttribute
+{
+    public RootFactAttribute()
+    {
+        if (!Exec.IsRoot) Skip = "needs root: kernel tests create network namespaces, cgroups and eBPF programs (run the tests as root, as CI does)";
+    }
+}
+
+/// <summary>A theory that needs root; skipped, with the reason printed, when not root.</summary>
+public sealed class RootTheoryAttribute : TheoryAttribute
+{
+    public RootTheoryAttribute()
+    {
+        if (!Exec.IsRoot) Skip = "needs root: kernel tests create network namespaces, cgroups and eBPF programs (run the tests as root, as CI does)";
+    }
+}

@@ -1,0 +1,36 @@
+using Via.Cli.Commands.Demo;
+
+namespace Via.Tests.Kernel;
+
+/// <summary>One two-uplink topology (see <see cref="Topology"/>) per test class, removed after it.</summary>
+public sealed class TopologyFixture : IDisposable
+{
+    private static int _counter;
+    private readonly Lazy<Topology> _topology;
+
+    public TopologyFixture() =>
+        _topology = new Lazy<Topology>(() => Topology.Create($"vt{Environment.ProcessId % 100000}x{Interlocked.Increment(ref _counter)}", ViaBinary.Path));
+
+    public Topology Topology => _topology.Value;
+
+    public void Dispose()
+    {
+        if (_topology.IsValueCreated) _topology.Value.Dispose();
+    }
+}
+
+/// <summary>Helpers shared by the kernel tests.</summary>
+public static class Via
+{
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>ip netns exec HOST bin/via ARGS...</summary>
+    public static (int Code, string Out, string Err) Run(Topology t, params string[] args) =>
+        t.InHost([ViaBinary.Path, .. args], Timeout);
+
+    /// <summary>via run --dev up2 -- COMMAND..., in the topology's host namespace.</summary>
+    public static (int Code, string Out, string Err) Up2(Topology t, params string[] command) =>
+        Run(t, ["run", "--dev", "up2", "--", .. command]);
+
+    public static string Port => Topology.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+}
