@@ -27,4 +27,17 @@ internal static class Say
         Console.Error.WriteLine("via: " + message);
         return code;
     }
+
+    /// <summary>Runs a command's action, reporting a <see cref="ViaException"/> as one line and its exit code.</summary>
+    public static int Guard(Func<int> action)
+    {
+        try
+        {
+            return action();
+        }
+        catch (ViaException e)
+        {
+            return Error(e.Message, e.ExitCode);
+        }
+    }
 }

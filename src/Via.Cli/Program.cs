@@ -48,17 +48,10 @@ public static class Program
         var result = root.Parse(args);
         if (result.Errors.Count > 0)
         {
-            foreach (var error in result.Errors) Console.Error.WriteLine("via: " + error.Message);
-            Console.Error.WriteLine("via: see 'via --help' or 'via run --help'");
-            return ExitCodes.ViaFailed;
+            // One line: what was wrong, and where to read more.
+            string command = result.CommandResult.Command.Name;
+            return Say.Error($"{string.Join("; ", result.Errors.Select(e => e.Message))}; see 'via {(command == root.Name ? "" : command + " ")}--help'");
         }
-        try
-        {
-            return result.Invoke();
-        }
-        catch (ViaException e)
-        {
-            return Say.Error(e.Message, e.ExitCode);
-        }
+        return result.Invoke();
     }
 }

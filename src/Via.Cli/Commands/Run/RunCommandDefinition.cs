@@ -71,7 +71,7 @@ public static class RunCommandDefinition
         {
             Dev, Gateway, Source, User, DryRun, Json, Verbose, Command,
         };
-        command.SetAction(parse => RunCommand.Execute(new RunOptions(
+        command.SetAction(parse => Say.Guard(() => RunCommand.Execute(new RunOptions(
             parse.GetValue(Dev)!,
             parse.GetValue(Gateway),
             parse.GetValue(Source),
@@ -79,14 +79,16 @@ public static class RunCommandDefinition
             parse.GetValue(DryRun),
             parse.GetValue(Json),
             parse.GetValue(Verbose),
-            parse.GetValue(Command) ?? [])));
+            parse.GetValue(Command) ?? []))));
         return command;
     }
 
     private static IPAddress? ParseAddress(ArgumentResult result)
     {
         string text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
-        if (IPAddress.TryParse(text, out var address)) return address;
+        // IPAddress.TryParse also takes inet_aton's shorthands ("10.2.0" is 10.2.0.0): a typo, here.
+        bool plausible = text.Contains(':') || text.Split('.').Length == 4;
+        if (plausible && IPAddress.TryParse(text, out var address)) return address;
         result.AddError($"'{text}' is not an IPv4 or IPv6 address (option {((OptionResult)result.Parent!).Option.Name})");
         return null;
     }
