@@ -92,7 +92,14 @@ public static class RunCommand
         }
         else
         {
-            status = Launch(plan, path, o.Command, who, signals);
+            try
+            {
+                status = Launch(plan, path, o.Command, who, signals);
+            }
+            catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException or ViaException)
+            {
+                status = Say.Error($"could not start the program: {e.Message}");
+            }
         }
 
         if (Teardown.HasMembers(active))
