@@ -1,5 +1,8 @@
 using System.CommandLine;
 using Via.Cli.Commands.Demo;
+using Via.Cli.Commands.Down;
+using Via.Cli.Commands.Gc;
+using Via.Cli.Commands.Ls;
 using Via.Cli.Commands.Run;
 using Via.Cli.Internal;
 
@@ -39,6 +42,9 @@ public static class Program
         """)
     {
         RunCommandDefinition.Create(),
+        LsCommand.Create(),
+        DownCommand.Create(),
+        GcCommand.Create(),
         DemoCommand.Create(),
     };
 

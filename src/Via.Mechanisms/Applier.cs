@@ -27,7 +27,7 @@ public static class Applier
     }
 
     /// <summary>Undoes the changes in reverse order, going on past failures; returns what could not be undone.</summary>
-    public static List<string> Undo(Host host, IReadOnlyList<HostChange> changes)
+    public static List<string> Undo(Host host, IReadOnlyList<HostChange> changes, Action? undone = null)
     {
         var failures = new List<string>();
         for (int i = changes.Count - 1; i >= 0; i--)
@@ -35,6 +35,7 @@ public static class Applier
             try
             {
                 changes[i].Undo(host);
+                undone?.Invoke();
             }
             catch (Exception e)
             {

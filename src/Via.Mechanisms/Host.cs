@@ -1,13 +1,30 @@
+using Via.Kernel;
 using Via.Kernel.Netlink;
 
 namespace Via.Mechanisms;
 
-/// <summary>What changes are applied with: one rtnetlink socket in via's network namespace, opened on first use.</summary>
+/// <summary>
+/// What changes are applied with: one rtnetlink socket, opened on first use, in via's own network
+/// namespace or in the one a journal names (a socket stays in the namespace it was opened in).
+/// </summary>
 public sealed class Host : IDisposable
 {
+    private readonly string? _networkPath;
     private Rtnl? _rtnl;
 
-    public Rtnl Rtnl => _rtnl ??= Rtnl.Open();
+    public Host() { }
+
+    private Host(string networkPath) => _networkPath = networkPath;
+
+    /// <summary>A host bound to another network namespace, or null when that namespace no longer exists.</summary>
+    public static Host? ForNetwork(string networkNamespace)
+    {
+        if (networkNamespace == Namespaces.CurrentNetwork()) return new Host();
+        string? path = Namespaces.FindNetwork(networkNamespace);
+        return path is null ? null : new Host(path);
+    }
+
+    public Rtnl Rtnl => _rtnl ??= _networkPath is null ? Rtnl.Open() : Namespaces.InNetwork(_networkPath, Rtnl.Open);
 
     public void Dispose() => _rtnl?.Dispose();
 }

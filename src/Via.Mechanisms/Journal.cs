@@ -6,13 +6,18 @@ using Via.Mechanisms.Changes;
 namespace Via.Mechanisms;
 
 /// <summary>
-/// What via applied for one route, written to /run/via/routes/ID.json before the first change is
+/// One route as via made it, written to /run/via/routes/ID.json before the first change is
 /// applied (every undo tolerates a change that never happened), and removed after the last undo.
-/// The reaper and <c>via gc</c> undo from it.
+/// Concurrent invocations asking for the same route (same <see cref="Key"/>) share it; the route
+/// stays while any of its <see cref="Users"/> (via processes) lives or its cgroup has a process.
+/// The reaper, <c>via down</c> and <c>via gc</c> undo from it.
 /// </summary>
+/// <param name="NetworkNamespace">The network namespace its rules and routes live in ("net:[INODE]").</param>
+/// <param name="Down">Set by <c>via down</c>: the route's way out is gone and its programs are cut off until they exit.</param>
 public sealed record ActiveRoute(
     string Id,
-    int OwnerPid,
+    string Key,
+    string NetworkNamespace,
     DateTimeOffset Created,
     string Device,
     string? Gateway,
@@ -20,6 +25,8 @@ public sealed record ActiveRoute(
     uint Table,
     string Mechanism,
     string? Cgroup,
+    List<int> Users,
+    bool Down,
     List<HostChange> Changes);
 
 public static class Journal

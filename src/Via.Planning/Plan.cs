@@ -26,14 +26,23 @@ public static class Planner
     /// <summary>Metric of the unreachable default that ends each table: the kill switch.</summary>
     public const uint KillSwitchMetric = 4278198272;
 
-    public static Plan Make(RouteRequest request, HostView host, IMechanism mechanism, RouteNumbers numbers, string routeId)
+    public static Plan Make(RouteRequest request, ResolvedRoute route, HostView host, IMechanism mechanism, RouteNumbers numbers, string routeId)
     {
-        var route = RouteResolver.Resolve(request, host);
         var tag = new TagRequest(routeId, numbers.Mark, host);
         var changes = new List<HostChange>(mechanism.Tag(tag));
         changes.AddRange(Routing(route, numbers));
         return new Plan(routeId, request, route, numbers, mechanism, changes, mechanism.Launch(tag), mechanism.Membership(tag));
     }
+
+    /// <summary>
+    /// What makes two invocations the same route, so they share its kernel objects: the network
+    /// namespace, the mechanism, the interface, next hops, source addresses, and a requested table.
+    /// </summary>
+    public static string Key(string networkNamespace, IMechanism mechanism, ResolvedRoute r, RouteRequest request) =>
+        string.Join('|', networkNamespace, mechanism.Name, r.Link.Name, r.Gateway4, r.Source4, r.Gateway6, r.Source6, request.Table);
+
+    /// <summary>The route's name in via ls, via down and the journal: unique while it exists.</summary>
+    public static string RouteId(RouteNumbers n) => $"t{n.Table}";
 
     /// <summary>
     /// The table and rules of one route (DESIGN.md points 1-6): the interface's on-link prefixes and

@@ -58,7 +58,8 @@ public static class RouteResolver
                 throw new PlanException($"gateway {gw} is IPv4 but '{dev}' has no IPv4 address; give '{dev}' one, or pass its IPv6 gateway");
             if (family == AddressFamily.InterNetworkV6 && source6 is null)
                 throw new PlanException($"gateway {gw} is IPv6 but '{dev}' has no global IPv6 address; pass its IPv4 gateway instead");
-            if (family == AddressFamily.InterNetwork && !global.Any(a => a.Family == family && OnLink(a, gw)))
+            // On a point-to-point link the far end (the address's peer) is a valid next hop too.
+            if (family == AddressFamily.InterNetwork && !global.Any(a => a.Family == family && (OnLink(a, gw) || gw.Equals(a.Peer))))
                 throw new PlanException($"gateway {gw} is not on a subnet of '{dev}' ({string.Join(", ", global.Where(a => a.Family == family).Select(a => $"{a.Local}/{a.PrefixLength}"))}); pass a gateway on that link");
             if (family == AddressFamily.InterNetwork) gateway4 = gw; else gateway6 = gw;
         }

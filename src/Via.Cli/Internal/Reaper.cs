@@ -34,9 +34,19 @@ public static class Reaper
     {
         if (args.Length != 1) return Say.Error("usage: via __reap ROUTE-ID");
         Exec.NewSession(); // leave via's session: a closing terminal must not take the reaper along
-        var route = Journal.Read(Journal.PathOf(args[0]));
-        Teardown.WaitUntilEmpty(route, TimeSpan.FromMilliseconds(100));
-        using var host = new Host();
-        return Teardown.Run(host, route).Count == 0 ? ExitCodes.Ok : ExitCodes.ViaFailed;
+        string id = args[0];
+        while (true)
+        {
+            ActiveRoute route;
+            try { route = Journal.Read(Journal.PathOf(id)); }
+            catch (FileNotFoundException) { return ExitCodes.Ok; } // removed by another via, down or gc
+            Teardown.WaitUntilEmpty(route, TimeSpan.FromMilliseconds(100));
+            using (RouteRegistry.Lock())
+            {
+                var (outcome, failures) = RouteRegistry.Leave(id, Environment.ProcessId);
+                // InUse: a via joined meanwhile and will remove the route itself when it leaves.
+                if (outcome != RouteRegistry.Outcome.ProcessesRemain) return failures.Count == 0 ? ExitCodes.Ok : ExitCodes.ViaFailed;
+            }
+        }
     }
 }

@@ -85,6 +85,12 @@ internal static unsafe partial class Libc
     internal static partial int setsid();
 
     [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int setns(int fd, int nstype);
+
+    [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int stat(string path, byte* buf);
+
+    [LibraryImport(Lib, SetLastError = true)]
     internal static partial int sigprocmask(int how, ulong* set, ulong* oldset);
 
     [LibraryImport(Lib, SetLastError = true)]

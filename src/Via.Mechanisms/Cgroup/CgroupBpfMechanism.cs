@@ -21,11 +21,7 @@ public sealed class CgroupBpfMechanism : IMechanism
     public bool TagsAtCreation => true;
 
     /// <summary>The cgroup2 root to use: the unified mount, the hybrid one, or via's private mount.</summary>
-    public static string Root(HostView host) =>
-        host.Cgroup2Mounts.FirstOrDefault(m => m == "/sys/fs/cgroup")
-        ?? host.Cgroup2Mounts.FirstOrDefault(m => m == "/sys/fs/cgroup/unified")
-        ?? host.Cgroup2Mounts.FirstOrDefault()
-        ?? PrivateMount;
+    public static string Root(HostView host) => CgroupPaths.Preferred(host.Cgroup2Mounts) ?? PrivateMount;
 
     public static string CgroupOf(TagRequest r) => Path.Combine(Root(r.Host), Subtree, r.RouteId);
 

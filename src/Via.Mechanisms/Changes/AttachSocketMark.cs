@@ -28,7 +28,7 @@ public sealed record AttachSocketMark(string CgroupPath, uint Mark) : HostChange
     }
 
     public override bool Undo(Host host) =>
-        CgroupPrograms.DetachNamed(CgroupPath, BpfAttachType.CgroupInetSockCreate, SocketMarkProgram.Name);
+        CgroupPrograms.DetachNamed(CgroupPaths.Resolve(CgroupPath), BpfAttachType.CgroupInetSockCreate, SocketMarkProgram.Name);
 }
 
 /// <summary>Finds via's programs on a cgroup by name and detaches them.</summary>

@@ -32,8 +32,9 @@ public sealed record CreateCgroup(string Path) : HostChange
 
     public override bool Undo(Host host)
     {
-        bool removed = Cgroup2.Remove(Path);
-        string parent = System.IO.Path.GetDirectoryName(Path)!;
+        string path = Cgroup.CgroupPaths.Resolve(Path);
+        bool removed = Cgroup2.Remove(path);
+        string parent = System.IO.Path.GetDirectoryName(path)!;
         try { Cgroup2.Remove(parent); }
         catch (KernelException e) when (e.ErrorCode is Errno.EBUSY or Errno.ENOTEMPTY) { } // other routes still use it
         return removed;

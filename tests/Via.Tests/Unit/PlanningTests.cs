@@ -82,7 +82,7 @@ public class PlanningTests
         Assert.Throws<PlanException>(() => RouteResolver.Resolve(request, host));
 
     private static Plan MakePlan(RouteRequest request, HostView host, string id = "r1") =>
-        Planner.Make(request, host, new CgroupBpfMechanism(), NumberSpace.Default.At(0), id);
+        Planner.Make(request, RouteResolver.Resolve(request, host), host, new CgroupBpfMechanism(), NumberSpace.Default.At(0), id);
 
     private static List<string> Commands(Plan plan) => plan.Changes.Select(c => c.Command).ToList();
 
@@ -430,7 +430,7 @@ public class PlanningTests
     // ---- Allocator ---------------------------------------------------------------------------
 
     private static ActiveRoute Journaled(uint mark, uint table) =>
-        new("old", 1, DateTimeOffset.UnixEpoch, "eth1", null, mark, table, "cgroup", null, []);
+        new("old", "key", "net:[1]", DateTimeOffset.UnixEpoch, "eth1", null, mark, table, "cgroup", null, [1], false, []);
 
     [Fact]
     public void Default_space_starts_at_table_22000_mark_0x10000()

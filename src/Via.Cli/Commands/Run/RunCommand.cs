@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using System.Text.Json;
 using Via.Cli.Internal;
 using Via.Kernel;
 using Via.Kernel.Processes;
@@ -10,7 +9,7 @@ using Via.Planning;
 
 namespace Via.Cli.Commands.Run;
 
-/// <summary>'via run': plan, apply (all or nothing), launch, forward signals, wait, tear down.</summary>
+/// <summary>'via run': plan, apply all or nothing (or join the same route), launch, forward signals, wait, leave.</summary>
 public static class RunCommand
 {
     public static int Execute(RunOptions o)
@@ -30,44 +29,59 @@ public static class RunCommand
                 : Say.Error($"{o.Command[0]}: command not found", ExitCodes.NotFound);
 
         var who = ResolveUser(o.User);
-        var request = new RouteRequest(o.Device, o.Gateway, o.Source);
+        var request = new RouteRequest(o.Device, o.Gateway, o.Source, o.Table);
         IMechanism mechanism = new CgroupBpfMechanism();
+        var fault = Fault.FromEnvironment();
 
-        using var host = new Host();
         using var signals = new SignalForwarder();
-        Plan plan;
         ActiveRoute active;
         try
         {
+            var space = Settings.Load().Numbers;
+            using var host = new Host();
             if (o.DryRun)
             {
                 var view = HostView.Read(host);
-                var numbers = Allocator.Allocate(view, Journal.ReadAll().Select(j => j.Route), NumberSpace.Default);
-                plan = Planner.Make(request, view, mechanism, numbers, RouteId(numbers));
-                PlanPrinter.Print(plan, o.Command, who, o.Json);
+                var resolved = RouteResolver.Resolve(request, view);
+                var numbers = Allocator.Allocate(view, RouteRegistry.All(), space, request.Table);
+                PlanPrinter.Print(Planner.Make(request, resolved, view, mechanism, numbers, Planner.RouteId(numbers)), o.Command, who, o.Json);
                 return ExitCodes.Ok;
             }
-
-            Directory.CreateDirectory(Journal.StateDirectory);
-            // Numbers are chosen and applied under one lock, so concurrent invocations never pick the same.
-            using (FileLock.Acquire(Journal.LockPath))
+            using (RouteRegistry.Lock())
             {
                 var view = HostView.Read(host);
-                var numbers = Allocator.Allocate(view, Journal.ReadAll().Select(j => j.Route), NumberSpace.Default);
-                plan = Planner.Make(request, view, mechanism, numbers, RouteId(numbers));
-                active = new ActiveRoute(plan.RouteId, Environment.ProcessId, DateTimeOffset.UtcNow, o.Device,
-                    (plan.Route.Gateway4 ?? plan.Route.Gateway6)?.ToString(), numbers.Mark, numbers.Table,
-                    mechanism.Name, plan.Membership, [.. plan.Changes]);
-                // Journal first: whatever happens next, 'via gc' knows what may exist.
-                Journal.Write(active);
-                try
+                var resolved = RouteResolver.Resolve(request, view);
+                string key = Planner.Key(Namespaces.CurrentNetwork(), mechanism, resolved, request);
+                if (RouteRegistry.FindShared(key) is { } shared)
                 {
-                    Applier.Apply(host, plan.Changes, o.Verbose ? c => Console.Error.WriteLine("via: + " + c.Command) : null);
+                    active = RouteRegistry.Join(shared, Environment.ProcessId);
+                    if (o.Verbose) Console.Error.WriteLine($"via: joining route {active.Id} (dev {active.Device}, table {active.Table})");
                 }
-                catch
+                else
                 {
-                    Journal.Remove(active.Id);
-                    throw;
+                    space.CheckAgainst(view);
+                    var all = RouteRegistry.All();
+                    var numbers = Allocator.Allocate(view, all, space, request.Table);
+                    var plan = Planner.Make(request, resolved, view, mechanism, numbers, Planner.RouteId(numbers));
+                    active = new ActiveRoute(plan.RouteId, key, Namespaces.CurrentNetwork(), DateTimeOffset.UtcNow, o.Device,
+                        (resolved.Gateway4 ?? resolved.Gateway6)?.ToString(), numbers.Mark, numbers.Table,
+                        mechanism.Name, plan.Membership, [Environment.ProcessId], false, [.. plan.Changes]);
+                    // Journal first: whatever happens next, 'via gc' knows what may exist.
+                    Journal.Write(active);
+                    fault.At("journal");
+                    try
+                    {
+                        Applier.Apply(host, plan.Changes, c =>
+                        {
+                            if (o.Verbose) Console.Error.WriteLine("via: + " + c.Command);
+                            fault.At("apply");
+                        });
+                    }
+                    catch
+                    {
+                        Journal.Remove(active.Id);
+                        throw;
+                    }
                 }
             }
         }
@@ -94,7 +108,7 @@ public static class RunCommand
         {
             try
             {
-                status = Launch(plan, path, o.Command, who, signals);
+                status = Launch(active, path, o.Command, who, signals);
             }
             catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException or ViaException)
             {
@@ -102,21 +116,23 @@ public static class RunCommand
             }
         }
 
-        if (Teardown.HasMembers(active))
+        fault.At("exit");
+        (RouteRegistry.Outcome outcome, List<string> failures) left;
+        using (RouteRegistry.Lock())
+            left = RouteRegistry.Leave(active.Id, Environment.ProcessId, () => fault.At("undo"));
+        foreach (var f in left.failures) Console.Error.WriteLine("via: could not undo: " + f);
+        if (left.outcome == RouteRegistry.Outcome.ProcessesRemain)
         {
             // Daemonized descendants are still in the route: a detached reaper removes it once they are gone.
             Reaper.Start(active.Id);
-            if (o.Verbose) Console.Error.WriteLine($"via: processes remain in {active.Cgroup}; the route is removed when they exit");
+            if (o.Verbose) Console.Error.WriteLine($"via: processes remain in route {active.Id}; it is removed when they exit");
         }
-        else
+        else if (o.Verbose)
         {
-            foreach (var f in Teardown.Run(host, active)) Console.Error.WriteLine("via: could not undo: " + f);
-            if (o.Verbose) Console.Error.WriteLine($"via: removed route {active.Id}");
+            Console.Error.WriteLine(left.outcome == RouteRegistry.Outcome.InUse ? $"via: route {active.Id} stays for its other programs" : $"via: removed route {active.Id}");
         }
         return status;
     }
-
-    private static string RouteId(RouteNumbers n) => $"t{n.Table}-p{Environment.ProcessId}";
 
     private static string Hint(ApplyException e) => e.InnerException switch
     {
@@ -138,11 +154,12 @@ public static class RunCommand
         return null; // keep our own identity
     }
 
-    private static int Launch(Plan plan, string path, string[] command, Credentials? who, SignalForwarder signals)
+    private static int Launch(ActiveRoute route, string path, string[] command, Credentials? who, SignalForwarder signals)
     {
         var start = new ProcessStartInfo(Environment.ProcessPath ?? "/proc/self/exe") { UseShellExecute = false };
-        Launcher.AddArguments(start.ArgumentList, plan.Launch, who, path, command);
-        foreach (var (k, v) in plan.Launch.Environment) start.Environment[k] = v;
+        var spec = new LaunchSpec(route.Cgroup is { } cg ? CgroupPaths.Resolve(cg) : null, LaunchSpec.NoEnvironment);
+        Launcher.AddArguments(start.ArgumentList, spec, who, path, command);
+        foreach (var (k, v) in spec.Environment) start.Environment[k] = v;
         if (who is not null && !who.IsRoot)
         {
             start.Environment["HOME"] = who.Home;

@@ -27,6 +27,12 @@ public static class RunCommandDefinition
         HelpName = "IP",
     };
 
+    public static readonly Option<uint?> Table = new("--table")
+    {
+        Description = "Routing table number to use for this route. Default: the first free one of via's range (22000-22254).",
+        HelpName = "N",
+    };
+
     public static readonly Option<string?> User = new("--user")
     {
         Description = "Run the program as this user (name or uid). Default: the user who ran sudo (SUDO_UID), else root. '--user root' keeps root.",
@@ -69,12 +75,13 @@ public static class RunCommandDefinition
               via run --dev eth1 --dry-run -- curl https://example.org     # print the plan only
             """)
         {
-            Dev, Gateway, Source, User, DryRun, Json, Verbose, Command,
+            Dev, Gateway, Source, Table, User, DryRun, Json, Verbose, Command,
         };
         command.SetAction(parse => Say.Guard(() => RunCommand.Execute(new RunOptions(
             parse.GetValue(Dev)!,
             parse.GetValue(Gateway),
             parse.GetValue(Source),
+            parse.GetValue(Table),
             parse.GetValue(User),
             parse.GetValue(DryRun),
             parse.GetValue(Json),
@@ -98,6 +105,7 @@ public sealed record RunOptions(
     string Device,
     IPAddress? Gateway,
     IPAddress? Source,
+    uint? Table,
     string? User,
     bool DryRun,
     bool Json,

@@ -1,0 +1,63 @@
+using System.Runtime.InteropServices;
+using Via.Kernel.Interop;
+
+namespace Via.Kernel;
+
+/// <summary>Network namespaces: naming the current one, finding one by name, entering it on the calling thread.</summary>
+public static unsafe class Namespaces
+{
+    private const int CLONE_NEWNET = 0x40000000;
+
+    /// <summary>The calling thread's network namespace, as the kernel names it ("net:[4026531840]").</summary>
+    public static string CurrentNetwork() =>
+        new FileInfo("/proc/thread-self/ns/net").LinkTarget ?? throw new IOException("cannot read /proc/thread-self/ns/net");
+
+    /// <summary>
+    /// A path that names the network namespace <paramref name="id"/>: a bind mount under /run/netns
+    /// (ip netns add) or a process's /proc/PID/ns/net. Null when nothing holds it any more (it is gone,
+    /// and its rules and routes with it).
+    /// </summary>
+    public static string? FindNetwork(string id)
+    {
+        if (CurrentNetwork() == id) return "/proc/thread-self/ns/net";
+        ulong? inode = ulong.TryParse(id.AsSpan()[5..^1], out ulong ino) ? ino : null;
+        if (inode is not null && Directory.Exists("/run/netns"))
+            foreach (var file in Directory.EnumerateFiles("/run/netns"))
+                if (Inode(file) == inode) return file;
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out _)) continue;
+            try
+            {
+                string link = Path.Combine(dir, "ns", "net");
+                if (new FileInfo(link).LinkTarget == id) return link;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        }
+        return null;
+    }
+
+    /// <summary>Runs <paramref name="action"/> on this thread inside the network namespace at <paramref name="path"/>, then returns.</summary>
+    public static T InNetwork<T>(string path, Func<T> action)
+    {
+        using var home = SafeFd.Open("/proc/thread-self/ns/net", Libc.O_RDONLY);
+        using var target = SafeFd.Open(path, Libc.O_RDONLY);
+        if (Libc.setns(target.Value, CLONE_NEWNET) < 0) throw Errno.Last("setns", path);
+        try
+        {
+            return action();
+        }
+        finally
+        {
+            if (Libc.setns(home.Value, CLONE_NEWNET) < 0) Environment.FailFast("via: cannot return to its own network namespace");
+        }
+    }
+
+    /// <summary>st_ino of a file (offset 8 of struct stat on x86-64 and arm64).</summary>
+    private static ulong? Inode(string path)
+    {
+        byte* buffer = stackalloc byte[256];
+        if (Libc.stat(path, buffer) < 0) return null;
+        return *(ulong*)(buffer + 8);
+    }
+}

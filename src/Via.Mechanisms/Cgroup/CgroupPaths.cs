@@ -1,0 +1,35 @@
+using Via.Kernel.Cgroups;
+
+namespace Via.Mechanisms.Cgroup;
+
+/// <summary>
+/// Where via's cgroups are in this mount namespace. A route made inside <c>ip netns exec</c> records
+/// paths under via's private cgroup2 mount; from another mount namespace (a later <c>via gc</c>) the
+/// same cgroup is found under that namespace's cgroup2 mount, by its path below the hierarchy's root.
+/// </summary>
+public static class CgroupPaths
+{
+    /// <summary>The cgroup2 root of this mount namespace: the unified mount, the hybrid one, or via's private mount (made if needed).</summary>
+    public static string Root()
+    {
+        var mounts = Cgroup2.FindMounts();
+        string? found = Preferred(mounts);
+        if (found is not null) return found;
+        Cgroup2.Mount(CgroupBpfMechanism.PrivateMount);
+        return CgroupBpfMechanism.PrivateMount;
+    }
+
+    public static string? Preferred(IReadOnlyList<string> mounts) =>
+        mounts.FirstOrDefault(m => m == "/sys/fs/cgroup")
+        ?? mounts.FirstOrDefault(m => m == "/sys/fs/cgroup/unified")
+        ?? mounts.FirstOrDefault();
+
+    /// <summary>The recorded cgroup path as seen from this mount namespace.</summary>
+    public static string Resolve(string recorded)
+    {
+        if (Directory.Exists(recorded)) return recorded;
+        string marker = "/" + CgroupBpfMechanism.Subtree + "/";
+        int at = recorded.LastIndexOf(marker, StringComparison.Ordinal);
+        return at < 0 ? recorded : Root() + recorded[at..];
+    }
+}

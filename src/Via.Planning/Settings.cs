@@ -1,0 +1,91 @@
+using System.Globalization;
+using Via.Mechanisms;
+
+namespace Via.Planning;
+
+/// <summary>
+/// via's configuration (/etc/via/via.conf, or the file VIA_CONFIG names): where route numbers come from.
+/// <code>
+/// # bits of the socket mark via may use; others' marks must stay outside them
+/// mark-mask = 0x00ff0000
+/// # routing tables via may use
+/// tables = 22000-22254
+/// # priority of via's rules (after the local table at 0, before main at 32766)
+/// priority = 12000
+/// </code>
+/// </summary>
+public sealed record Settings(NumberSpace Numbers)
+{
+    public const string DefaultPath = "/etc/via/via.conf";
+
+    public static readonly Settings Default = new(NumberSpace.Default);
+
+    /// <summary>Parses the file's text; a malformed line is a <see cref="PlanException"/> naming the file and line.</summary>
+    public static Settings Parse(string text, string source)
+    {
+        uint mask = NumberSpace.Default.MarkMask, first = NumberSpace.Default.FirstTable, count = NumberSpace.Default.Count, priority = NumberSpace.Default.Priority;
+        int lineNumber = 0;
+        foreach (var raw in text.Split('\n'))
+        {
+            lineNumber++;
+            string line = raw.Split('#')[0].Trim();
+            if (line.Length == 0) continue;
+            PlanException Bad(string what) => new($"{source}:{lineNumber}: {what}");
+            int eq = line.IndexOf('=');
+            if (eq < 0) throw Bad($"expected 'key = value', got '{line}'");
+            string key = line[..eq].Trim(), value = line[(eq + 1)..].Trim();
+            switch (key)
+            {
+                case "mark-mask":
+                    mask = Number(value) ?? throw Bad($"mark-mask '{value}' is not a number (e.g. 0x00ff0000)");
+                    if (mask == 0) throw Bad("mark-mask is 0: via needs at least one bit of the socket mark");
+                    uint low = mask >> System.Numerics.BitOperations.TrailingZeroCount(mask);
+                    if ((low & (low + 1)) != 0) throw Bad($"mark-mask 0x{mask:x8} is not one run of contiguous bits (e.g. 0x00ff0000)");
+                    break;
+                case "tables":
+                    var parts = value.Split('-', 2, StringSplitOptions.TrimEntries);
+                    if (parts.Length != 2 || Number(parts[0]) is not { } a || Number(parts[1]) is not { } b || a > b)
+                        throw Bad($"tables '{value}' is not a range FIRST-LAST with FIRST <= LAST (e.g. 22000-22254)");
+                    if (a == 0 || (a <= 255 && b >= 253))
+                        throw Bad($"tables {value} includes a table the kernel reserves (0, 253 default, 254 main, 255 local)");
+                    first = a; count = b - a + 1;
+                    break;
+                case "priority":
+                    priority = Number(value) ?? throw Bad($"priority '{value}' is not a number");
+                    if (priority is 0 or >= 32766) throw Bad($"priority {priority} must be between 1 and 32765 (after the local table, before main)");
+                    break;
+                default:
+                    throw Bad($"unknown setting '{key}' (known: mark-mask, tables, priority)");
+            }
+        }
+        return new Settings(new NumberSpace(first, count, mask, priority));
+    }
+
+    private static uint? Number(string s) =>
+        s.StartsWith("0x", StringComparison.OrdinalIgnoreCase)
+            ? uint.TryParse(s.AsSpan(2), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out uint h) ? h : null
+            : uint.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out uint d) ? d : null;
+
+    /// <summary>Reads the configuration file if there is one (VIA_CONFIG names another).</summary>
+    public static Settings Load()
+    {
+        string path = Environment.GetEnvironmentVariable("VIA_CONFIG") is { Length: > 0 } p ? p : DefaultPath;
+        return File.Exists(path) ? Parse(File.ReadAllText(path), path) : Default;
+    }
+}
+
+public static class NumberSpaceChecks
+{
+    /// <summary>
+    /// Refuses a mark mask that overlaps marks another program's rules use (WireGuard, VPN clients,
+    /// kube-proxy...): via would then match or override their traffic.
+    /// </summary>
+    public static void CheckAgainst(this NumberSpace space, HostView host)
+    {
+        foreach (var rule in host.Rules)
+        {
+            if (rule.Protocol == Planner.Protocol || rule.Mark is not { } mark || (mark & space.MarkMask) == 0) continue;
+            throw new PlanException($"via's mark-mask 0x{space.MarkMask:x8} overlaps the mark 0x{mark:x} of a rule via did not make (pref {rule.Priority}, table {rule.Table}); set mark-mask in {Settings.DefaultPath} to bits nobody else uses");
+        }
+    }
+}
