@@ -39,7 +39,7 @@ public static class Collector
             {
                 if (knownCgroups.Contains(Path.GetFileName(dir)) || Cgroup2.IsPopulated(dir)) continue;
                 var change = new CreateCgroup(dir);
-                removed.Add(new Removal($"cgroup {dir}", "no journal and no process", dryRun ? [] : Applier.Undo(new Host(), [new AttachSocketMark(dir, 0), change])));
+                removed.Add(new Removal($"cgroup {dir}", "no journal and no process", dryRun ? [] : Applier.Undo(new Host(), [change, new AttachSocketMark(dir, 0), new AttachSetsockoptGuard(dir)])));
             }
             if (!dryRun && !Directory.EnumerateDirectories(subtree).Any())
             {

@@ -29,4 +29,36 @@ public static class SocketMarkProgram
         Asm.Mov.Imm(R0, 1),
         Asm.Return(),
     ];
+
+    /// <summary>Name of the setsockopt guard (bpftool prog show).</summary>
+    public const string GuardName = "via_guard";
+
+    public const int SolSocket = 1, SoBindToDevice = 25, SoMark = 36, SoBindToIfindex = 62;
+
+    /// <summary>
+    /// BPF_CGROUP_SETSOCKOPT: refuses, with EPERM, the calls that would take a socket out of the
+    /// route: SO_MARK (even for root: CAP_NET_ADMIN does not help against a cgroup hook),
+    /// SO_BINDTODEVICE and SO_BINDTOIFINDEX. Every other option passes untouched.
+    /// <code>
+    /// r2 = *(u32 *)(r1 + offsetof(struct bpf_sockopt, level))
+    /// if r2 != SOL_SOCKET goto allow
+    /// r2 = *(u32 *)(r1 + offsetof(struct bpf_sockopt, optname))
+    /// if r2 == SO_MARK goto deny; if r2 == SO_BINDTODEVICE goto deny; if r2 == SO_BINDTOIFINDEX goto deny
+    /// allow: r0 = 1; exit
+    /// deny:  r0 = 0; exit      // the kernel turns 0 into EPERM
+    /// </code>
+    /// </summary>
+    public static Instruction[] GuardSetsockopt() =>
+    [
+        Asm.LoadMem(R2, R1, BpfSockoptField.Level, Size.Word),
+        Asm.JumpIf(JumpOp.NotEqual, R2, SolSocket, "allow"),
+        Asm.LoadMem(R2, R1, BpfSockoptField.OptName, Size.Word),
+        Asm.JumpIf(JumpOp.Equal, R2, SoMark, "deny"),
+        Asm.JumpIf(JumpOp.Equal, R2, SoBindToDevice, "deny"),
+        Asm.JumpIf(JumpOp.Equal, R2, SoBindToIfindex, "deny"),
+        Asm.Mov.Imm(R0, 1).WithSymbol("allow"),
+        Asm.Return(),
+        Asm.Mov.Imm(R0, 0).WithSymbol("deny"),
+        Asm.Return(),
+    ];
 }

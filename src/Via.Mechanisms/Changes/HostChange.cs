@@ -12,6 +12,7 @@ namespace Via.Mechanisms.Changes;
 [JsonDerivedType(typeof(AddRule), "rule")]
 [JsonDerivedType(typeof(CreateCgroup), "cgroup")]
 [JsonDerivedType(typeof(AttachSocketMark), "sock-mark")]
+[JsonDerivedType(typeof(AttachSetsockoptGuard), "setsockopt-guard")]
 [JsonDerivedType(typeof(MountCgroup2), "mount-cgroup2")]
 public abstract record HostChange
 {

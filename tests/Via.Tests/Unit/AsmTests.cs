@@ -207,6 +207,28 @@ public class AsmTests
     }
 
     [Fact]
+    public void Setsockopt_guard_is_the_exact_ten_instructions()
+    {
+        byte[] b = Asm.Encode(SocketMarkProgram.GuardSetsockopt());
+
+        // r2 = ctx->level (24); if r2 != SOL_SOCKET goto +4 (allow); r2 = ctx->optname (28);
+        // if r2 == SO_MARK (36) goto +4; == SO_BINDTODEVICE (25) goto +3; == SO_BINDTOIFINDEX (62) goto +2;
+        // allow: r0 = 1; exit; deny: r0 = 0; exit
+        Assert.Equal(
+            "61 12 1800 00000000 " +
+            "55 02 0400 01000000 " +
+            "61 12 1c00 00000000 " +
+            "15 02 0400 24000000 " +
+            "15 02 0300 19000000 " +
+            "15 02 0200 3e000000 " +
+            "b7 00 0000 01000000 " +
+            "95 00 0000 00000000 " +
+            "b7 00 0000 00000000 " +
+            "95 00 0000 00000000",
+            Hex(b));
+    }
+
+    [Fact]
     public void Socket_mark_program_keeps_a_high_bit_mark_as_unsigned_bits()
     {
         byte[] b = Asm.Encode(SocketMarkProgram.SetMark(0xff000000));

@@ -286,6 +286,7 @@ public class PlanningTests
         [
             "mkdir -p /sys/fs/cgroup/via/t22000-p42",
             "bpftool cgroup attach /sys/fs/cgroup/via/t22000-p42 sock_create <via_mark: mark=0x10000> multi",
+            "bpftool cgroup attach /sys/fs/cgroup/via/t22000-p42 setsockopt <via_guard: EPERM for SO_MARK, SO_BINDTODEVICE, SO_BINDTOIFINDEX> multi",
             "ip route add 10.2.0.0/24 dev eth1 src 10.2.0.2 table 22000 proto 86",
             "ip route add default via 10.2.0.1 dev eth1 src 10.2.0.2 table 22000 proto 86",
             "ip route add unreachable default metric 4278198272 table 22000 proto 86",
@@ -343,6 +344,7 @@ public class PlanningTests
 
         Assert.Equal("rmdir /sys/fs/cgroup/via/r1", undo[0]);
         Assert.Equal("bpftool cgroup detach /sys/fs/cgroup/via/r1 sock_create name via_mark", undo[1]);
+        Assert.Equal("bpftool cgroup detach /sys/fs/cgroup/via/r1 setsockopt name via_guard", undo[2]);
         Assert.Contains("ip route del default via 10.2.0.1 dev eth1 src 10.2.0.2 table 22000 proto 86", undo);
         Assert.Contains("ip -6 rule del pref 12000 fwmark 0x10000/0xff0000 lookup 22000 proto 86", undo);
     }

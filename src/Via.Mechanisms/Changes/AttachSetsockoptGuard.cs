@@ -1,0 +1,27 @@
+using Via.Kernel.Bpf;
+using Via.Kernel.Cgroups;
+using Via.Mechanisms.Cgroup;
+
+namespace Via.Mechanisms.Changes;
+
+/// <summary>
+/// Attaches the setsockopt guard to a route's cgroup, so that no program in it, root included, can
+/// reset its sockets' mark or bind them to another device (DESIGN.md point 10). Like the mark
+/// program it lives as long as the cgroup.
+/// </summary>
+public sealed record AttachSetsockoptGuard(string CgroupPath) : HostChange
+{
+    public override string Command => $"bpftool cgroup attach {CgroupPath} setsockopt <{SocketMarkProgram.GuardName}: EPERM for SO_MARK, SO_BINDTODEVICE, SO_BINDTOIFINDEX> multi";
+    public override string UndoCommand => $"bpftool cgroup detach {CgroupPath} setsockopt name {SocketMarkProgram.GuardName}";
+
+    public override void Apply(Host host)
+    {
+        using var program = BpfSyscall.LoadProgram(BpfProgType.CgroupSockopt, BpfAttachType.CgroupSetsockopt,
+            SocketMarkProgram.GuardSetsockopt(), SocketMarkProgram.GuardName);
+        using var cgroup = Cgroup2.OpenDirectory(CgroupPath);
+        BpfSyscall.Attach(cgroup, program, BpfAttachType.CgroupSetsockopt, BpfSyscall.AllowMulti, CgroupPath);
+    }
+
+    public override bool Undo(Host host) =>
+        CgroupPrograms.DetachNamed(CgroupPaths.Resolve(CgroupPath), BpfAttachType.CgroupSetsockopt, SocketMarkProgram.GuardName);
+}
