@@ -41,7 +41,7 @@ public static class Collector
                 var change = new CreateCgroup(dir);
                 removed.Add(new Removal($"cgroup {dir}", "no journal and no process", dryRun ? [] : Applier.Undo(new Host(), [change, new AttachSocketMark(dir, 0), new AttachSetsockoptGuard(dir)])));
             }
-            if (!dryRun && !Directory.EnumerateDirectories(subtree).Any())
+            if (!dryRun && Directory.Exists(subtree) && !Directory.EnumerateDirectories(subtree).Any())
             {
                 try { Cgroup2.Remove(subtree); } catch (KernelException) { }
             }
@@ -52,11 +52,14 @@ public static class Collector
         using var host = new Host();
         foreach (var family in new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
         {
-            foreach (var rule in host.Rtnl.Rules(family).Where(r => r.Protocol == protocol && !tables.Contains(r.Table)))
-                removed.Add(new Removal(new AddRule(rule).Command.Replace("ip rule add", "ip rule", StringComparison.Ordinal).Replace("ip -6 rule add", "ip -6 rule", StringComparison.Ordinal), "via's tag, no journal", dryRun ? [] : Applier.Undo(host, [new AddRule(rule)])));
-            foreach (var route in host.Rtnl.Routes(family).Where(r => r.Protocol == protocol && !tables.Contains(r.Table)))
-                removed.Add(new Removal($"route {route.Destination?.ToString() ?? "default"}/{route.DestinationLength} table {route.Table}", "via's tag, no journal", dryRun ? [] : Applier.Undo(host, [new AddRoute(route)])));
+            var tagged = host.Rtnl.Rules(family).Where(r => r.Protocol == protocol && !tables.Contains(r.Table)).Select(r => (HostChange)new AddRule(r))
+                .Concat(host.Rtnl.Routes(family).Where(r => r.Protocol == protocol && !tables.Contains(r.Table)).Select(r => new AddRoute(r)));
+            foreach (var change in tagged)
+                removed.Add(new Removal(Describe(change), "via's tag, no journal", dryRun ? [] : Applier.Undo(host, [change])));
         }
         return removed;
     }
+
+    /// <summary>"ip rule pref ...", "ip -6 route unreachable default ...": the object as ip would show it.</summary>
+    private static string Describe(HostChange change) => change.Command.Replace(" add ", " ", StringComparison.Ordinal);
 }

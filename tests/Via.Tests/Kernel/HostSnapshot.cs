@@ -9,14 +9,15 @@ namespace Via.Tests.Kernel;
 /// families) of the test's host namespace and of the root namespace, cgroups in via's subtree, and
 /// eBPF programs named via_*. Two snapshots are equal when the host is exactly as it was.
 /// </summary>
-public sealed record HostSnapshot(string NamespaceRules, string NamespaceRoutes, string RootRules, string Cgroups, string Programs)
+public sealed record HostSnapshot(string NamespaceRules, string NamespaceRoutes, string RootRules, string Cgroups, string Programs, string Journals)
 {
     public static HostSnapshot Take(Topology t) => new(
         Text("ip", "-n", t.Host, "rule") + Text("ip", "-n", t.Host, "-6", "rule"),
         Text("ip", "-n", t.Host, "route", "show", "table", "all") + Text("ip", "-n", t.Host, "-6", "route", "show", "table", "all"),
         Text("ip", "rule") + Text("ip", "-6", "rule"),
         ViaCgroups(),
-        ViaPrograms());
+        ViaPrograms(),
+        string.Join('\n', Directory.Exists("/run/via/routes") ? Directory.EnumerateFiles("/run/via/routes").Order() : Enumerable.Empty<string>()));
 
     /// <summary>Asserts the host is as <paramref name="before"/>; waits a little, since the kernel frees detached programs asynchronously.</summary>
     public static void AssertUnchanged(HostSnapshot before, Topology t)
@@ -32,6 +33,7 @@ public sealed record HostSnapshot(string NamespaceRules, string NamespaceRoutes,
         Assert.Equal(before.RootRules, now.RootRules);
         Assert.Equal(before.Cgroups, now.Cgroups);
         Assert.Equal(before.Programs, now.Programs);
+        Assert.Equal(before.Journals, now.Journals);
     }
 
     private static string Text(string file, params string[] args)

@@ -32,5 +32,17 @@ public static class Via
     public static (int Code, string Out, string Err) Up2(Topology t, params string[] command) =>
         Run(t, ["run", "--dev", "up2", "--", .. command]);
 
+    /// <summary>Starts bin/via ARGS in the host namespace in the background, its stdout readable.</summary>
+    public static System.Diagnostics.Process Start(Topology t, IEnumerable<string> args, IDictionary<string, string>? environment = null)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "netns", "exec", t.Host, ViaBinary.Path }.Concat(args)) start.ArgumentList.Add(a);
+        if (environment is not null) foreach (var (k, v) in environment) start.Environment[k] = v;
+        return System.Diagnostics.Process.Start(start)!;
+    }
+
+    /// <summary>The command line of the .NET probe client, for sh -c.</summary>
+    public static string ProbeLine(string proto, string address) => string.Join(' ', Clients.DotNet(proto, address));
+
     public static string Port => Topology.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -1,0 +1,85 @@
+using Via.Cli.Commands.Demo;
+using Xunit.Abstractions;
+
+namespace Via.Tests.Kernel;
+
+/// <summary>
+/// SIGKILL via at every point of set-up and teardown (VIA_FAULT): the program never leaves by the
+/// wrong uplink, and after 'via gc' the host is exactly as it was.
+/// </summary>
+public sealed class CrashTests(TopologyFixture fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture>
+{
+    private Topology T => fixture.Topology;
+
+    public static TheoryData<string> Stages()
+    {
+        var data = new TheoryData<string> { "journal", "exit" };
+        // 2 cgroup steps + 2 eBPF attachments + 9 routes/rules... counted from a real plan below; 16 covers it with margin.
+        for (int i = 1; i <= 16; i++) { data.Add($"apply:{i}"); data.Add($"undo:{i}"); }
+        return data;
+    }
+
+    [RootTheory]
+    [MemberData(nameof(Stages))]
+    public void Killed_at_any_point_it_leaks_nothing_and_gc_restores_the_host(string stage)
+    {
+        int steps = PlanLength();
+        int n = stage.Contains(':') ? int.Parse(stage.Split(':')[1], System.Globalization.CultureInfo.InvariantCulture) : 1;
+        Assert.True(steps >= 12, $"plan has {steps} steps");
+        if (n > steps) return; // beyond this plan's length: nothing more to kill at (asserted above)
+
+        var before = HostSnapshot.Take(T);
+        int isp1 = T.ServerLog(1).Count;
+        var r = T.InHost(["env", $"VIA_FAULT={stage}", ViaBinary.Path, "run", "--dev", "up2", "--", .. Clients.DotNet("tcp", Topology.Server4)], Via.Timeout);
+        output.WriteLine($"{stage}: exit {r.Code}, out {r.Out}, err {r.Err}");
+        Assert.Equal(128 + 9, r.Code); // via died of SIGKILL where it was told to
+        bool launched = stage is "exit" || stage.StartsWith("undo", StringComparison.Ordinal);
+        Assert.Equal(launched ? "isp2 10.2.0.2" : "", r.Out.Trim()); // the program ran only after a complete set-up
+        Assert.Equal(isp1, T.ServerLog(1).Count);                    // and nothing left through up1
+
+        var gc = Via.Run(T, "gc");
+        output.WriteLine(gc.Out + gc.Err);
+        Assert.Equal(0, gc.Code);
+        HostSnapshot.AssertUnchanged(before, T);
+    }
+
+    private int PlanLength()
+    {
+        var json = Via.Run(T, "run", "--dev", "up2", "--dry-run", "--json", "--", "true");
+        using var doc = System.Text.Json.JsonDocument.Parse(json.Out);
+        return doc.RootElement.GetProperty("steps").GetArrayLength();
+    }
+
+    [RootFact]
+    public void A_program_that_outlives_a_killed_via_stays_routed_and_gc_waits_for_it()
+    {
+        var before = HostSnapshot.Take(T);
+        int isp1 = T.ServerLog(1).Count;
+        const string loop = """
+            import socket, time
+            for i in range(15):
+                try:
+                    s = socket.create_connection(('198.51.100.1', 8080), timeout=3); s.sendall(b'GET / HTTP/1.0\r\n\r\n')
+                    print(s.makefile().read().split('\n')[-2], flush=True)
+                except OSError as e:
+                    print('error', e, flush=True)
+                time.sleep(0.1)
+            """;
+        using var via = Via.Start(T, ["run", "--dev", "up2", "--", Clients.Python, "-c", loop]);
+        Assert.Equal("isp2 10.2.0.2", via.StandardOutput.ReadLine());
+        Assert.Equal(0, Topology.Run("kill", ["-KILL", via.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]).Code);
+        // gc while the orphaned program runs: its route must stay.
+        var gc = Via.Run(T, "gc");
+        Assert.Equal(0, gc.Code);
+        Assert.DoesNotContain("t220", gc.Out);
+        var lines = new List<string>();
+        for (string? line; (line = via.StandardOutput.ReadLine()) is not null;) lines.Add(line);
+        output.WriteLine(string.Join('\n', lines));
+        Assert.Equal(14, lines.Count);
+        Assert.All(lines, l => Assert.Equal("isp2 10.2.0.2", l));
+        Assert.Equal(isp1, T.ServerLog(1).Count);
+        Assert.Contains("stale", Via.Run(T, "ls").Out);
+        Assert.Equal(0, Via.Run(T, "gc").Code);
+        HostSnapshot.AssertUnchanged(before, T);
+    }
+}
