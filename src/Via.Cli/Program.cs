@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Via.Cli.Commands.Demo;
+using Via.Cli.Commands.Doctor;
 using Via.Cli.Commands.Down;
 using Via.Cli.Commands.Gc;
 using Via.Cli.Commands.Ls;
@@ -45,6 +46,7 @@ public static class Program
         LsCommand.Create(),
         DownCommand.Create(),
         GcCommand.Create(),
+        DoctorCommand.Create(),
         DemoCommand.Create(),
     };
 
