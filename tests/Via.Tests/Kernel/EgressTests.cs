@@ -95,9 +95,7 @@ public sealed class EgressTests(TopologyFixture fixture, ITestOutputHelper outpu
     public void Loopback_and_the_hosts_own_addresses_keep_working()
     {
         // A server in the host namespace itself, on loopback and on up1's address.
-        var server = new System.Diagnostics.ProcessStartInfo("ip") { RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var a in new[] { "netns", "exec", T.Host, ViaBinary.Path, "__serve", "--name", "local", "--port", "9090" }) server.ArgumentList.Add(a);
-        using var p = System.Diagnostics.Process.Start(server)!;
+        using var p = Via.Start(T, ["__serve", "--name", "local", "--port", "9090"]);
         try
         {
             Assert.StartsWith("listening", p.StandardOutput.ReadLine());

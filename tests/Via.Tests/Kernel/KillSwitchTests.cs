@@ -31,10 +31,8 @@ public sealed class KillSwitchTests(TopologyFixture fixture, ITestOutputHelper o
             print('tcp6', ask(socket.AF_INET6, '2001:db8:100::1', socket.SOCK_STREAM), flush=True)
             print('udp6', ask(socket.AF_INET6, '2001:db8:100::1', socket.SOCK_DGRAM), flush=True)
             """;
-        var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "netns", "exec", T.Host, ViaBinary.Path, "run", "--dev", "up2", "--", Clients.Python, "-c", program }) start.ArgumentList.Add(a);
         int isp1Before = T.ServerLog(1).Count;
-        using var via = Process.Start(start)!;
+        using var via = Via.Start(T, ["run", "--dev", "up2", "--", Clients.Python, "-c", program]);
         try
         {
             Assert.Equal("before isp2 10.2.0.2", via.StandardOutput.ReadLine());

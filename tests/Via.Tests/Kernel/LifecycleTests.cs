@@ -59,9 +59,7 @@ public sealed class LifecycleTests(TopologyFixture fixture, ITestOutputHelper ou
         var before = HostSnapshot.Take(T);
         // The program reports the signal it got as its exit status (40 + N).
         string program = $"import signal, sys, time\nsignal.signal({number}, lambda *a: sys.exit(40 + {number}))\nprint('ready', flush=True)\ntime.sleep(30)\nsys.exit(1)";
-        var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "netns", "exec", T.Host, ViaBinary.Path, "run", "--dev", "up2", "--", Clients.Python, "-c", program }) start.ArgumentList.Add(a);
-        using var via = Process.Start(start)!;
+        using var via = Via.Start(T, ["run", "--dev", "up2", "--", Clients.Python, "-c", program]);
         Assert.Equal("ready", via.StandardOutput.ReadLine());
         // ip netns exec execs via in place, so this pid is via's.
         Assert.Equal(0, Topology.Run("kill", [$"-{name}", via.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]).Code);
