@@ -6,7 +6,7 @@ namespace Via.Kernel;
 public static class Errno
 {
     public const int EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EIO = 5, EBADF = 9, EAGAIN = 11,
-        ENOMEM = 12, EACCES = 13, ENOTEMPTY = 39, EBUSY = 16, EEXIST = 17, ENOTDIR = 20, EINVAL = 22, ENOSPC = 28,
+        ENOMEM = 12, EACCES = 13, ENOTEMPTY = 39, ENOSYS = 38, EBUSY = 16, EEXIST = 17, ENOTDIR = 20, EINVAL = 22, ENOSPC = 28,
         ENOEXEC = 8, ENODEV = 19, ENOTSUP = 95, EOPNOTSUPP = 95, ENETUNREACH = 101, EADDRNOTAVAIL = 99;
 
     /// <summary>Reads errno of the last P/Invoke at once and wraps it with what failed and on what.</summary>

@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using System.Text;
 using Via.Kernel.Interop;
 
 namespace Via.Kernel.Processes;
@@ -32,30 +31,10 @@ public static unsafe class Exec
     /// <summary>execvp(file, argv). Returns errno; only returns on failure.</summary>
     public static int Replace(string file, IReadOnlyList<string> argv)
     {
-        var handles = new List<nint>();
-        try
-        {
-            nint Utf8(string s)
-            {
-                var bytes = Encoding.UTF8.GetBytes(s + "\0");
-                nint p = Marshal.AllocHGlobal(bytes.Length);
-                Marshal.Copy(bytes, 0, p, bytes.Length);
-                handles.Add(p);
-                return p;
-            }
-            var args = new byte*[argv.Count + 1];
-            for (int i = 0; i < argv.Count; i++) args[i] = (byte*)Utf8(argv[i]);
-            byte* path = (byte*)Utf8(file);
-            fixed (byte** pArgs = args)
-            {
-                Libc.execvp(path, pArgs);
-                return Marshal.GetLastPInvokeError();
-            }
-        }
-        finally
-        {
-            foreach (var h in handles) Marshal.FreeHGlobal(h);
-        }
+        using var args = new NativeStrings(argv);
+        using var path = new NativeStrings([file]);
+        Libc.execvp(path.Pointer[0], args.Pointer);
+        return Marshal.GetLastPInvokeError();
     }
 
     /// <summary>The command as execvp would find it on PATH, or null; also reports whether it was found but not executable.</summary>

@@ -63,6 +63,19 @@ public sealed class EgressTests(TopologyFixture fixture, ITestOutputHelper outpu
     }
 
     [RootFact]
+    public void The_launcher_stage_for_kernels_without_clone3_routes_the_same()
+    {
+        // VIA_LAUNCHER=stage: via re-executes itself, the launcher moves into the cgroup, drops to the user, execs.
+        const string who = "import os, socket; s = socket.create_connection(('198.51.100.1', 8080), timeout=5); s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n'); print(os.getuid(), s.makefile().read().split('\\n')[-2])";
+        var r = T.InHost(["env", "VIA_LAUNCHER=stage", ViaBinary.Path, "run", "--dev", "up2", "--user", "nobody", "--", Clients.Python, "-c", who], Via.Timeout);
+        output.WriteLine(r.Err);
+        Assert.Equal(0, r.Code);
+        Assert.Equal("65534 isp2 10.2.0.2", r.Out.Trim());
+        var missing = T.InHost(["env", "VIA_LAUNCHER=stage", ViaBinary.Path, "run", "--dev", "up2", "--", "sh", "-c", "exit 9"], Via.Timeout);
+        Assert.Equal(9, missing.Code);
+    }
+
+    [RootFact]
     public void Gateway_and_source_can_be_given()
     {
         AssertThroughUp2(Via.Run(T, ["run", "--dev", "up2", "--gateway", "10.2.0.1", "--src", "10.2.0.2", "--", .. Clients.DotNet("tcp", Topology.Server4)]), "isp2 10.2.0.2");

@@ -156,16 +156,39 @@ public static class RunCommand
 
     private static int Launch(ActiveRoute route, string path, string[] command, Credentials? who, SignalForwarder signals)
     {
-        var start = new ProcessStartInfo(Environment.ProcessPath ?? "/proc/self/exe") { UseShellExecute = false };
         var spec = new LaunchSpec(route.Cgroup is { } cg ? CgroupPaths.Resolve(cg) : null, LaunchSpec.NoEnvironment);
-        Launcher.AddArguments(start.ArgumentList, spec, who, path, command);
-        foreach (var (k, v) in spec.Environment) start.Environment[k] = v;
+        var environment = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
+            environment[(string)e.Key] = (string?)e.Value ?? "";
+        foreach (var (k, v) in spec.Environment) environment[k] = v;
         if (who is not null && !who.IsRoot)
         {
-            start.Environment["HOME"] = who.Home;
-            start.Environment["USER"] = who.Name;
-            start.Environment["LOGNAME"] = who.Name;
+            environment["HOME"] = who.Home;
+            environment["USER"] = who.Name;
+            environment["LOGNAME"] = who.Name;
         }
+
+        // Fast path: the program is born in the cgroup (clone3). Else (kernels before 5.7, or
+        // VIA_LAUNCHER=stage to test it) the launcher stage moves itself in, then execs.
+        bool useLauncher = Environment.GetEnvironmentVariable("VIA_LAUNCHER") == "stage";
+        if (!useLauncher && spec.Cgroup is { } cgroup && Spawn.TryStart(cgroup, path, command, environment.Select(e => $"{e.Key}={e.Value}").ToList(), who) is { } started)
+        {
+            signals.Target = started.Pid;
+            int status = Spawn.Wait(started.Pid);
+            signals.Target = 0;
+            return started.FailedAt switch
+            {
+                Spawn.Stage.Exec when started.Errno == Errno.ENOENT => Say.Error($"{command[0]}: command not found", ExitCodes.NotFound),
+                Spawn.Stage.Exec => Say.Error($"{command[0]}: cannot execute: {new KernelException("execve", path, started.Errno).Message}", ExitCodes.CannotExecute),
+                Spawn.Stage.Credentials => Say.Error($"cannot run the program as {who?.Describe()}: {new KernelException("setresuid", who?.Name ?? "", started.Errno).Message}"),
+                _ => status,
+            };
+        }
+
+        var start = new ProcessStartInfo(Environment.ProcessPath ?? "/proc/self/exe") { UseShellExecute = false };
+        Launcher.AddArguments(start.ArgumentList, spec, who, path, command);
+        start.Environment.Clear();
+        foreach (var (k, v) in environment) start.Environment[k] = v;
         using var child = Process.Start(start) ?? throw new ViaException("could not start the launcher");
         signals.Target = child.Id;
         child.WaitForExit();
