@@ -1,6 +1,3 @@
-using System.Net;
-using System.Text.Json;
-using System.Text.Json.Serialization;
 using Via.Mechanisms.Changes;
 
 namespace Via.Mechanisms;
@@ -44,13 +41,11 @@ public static class Journal
     {
         Directory.CreateDirectory(RoutesDirectory);
         string path = PathOf(route.Id), temp = path + ".tmp";
-        File.WriteAllText(temp, JsonSerializer.Serialize(route, JournalJson.Default.ActiveRoute));
+        File.WriteAllBytes(temp, JournalCodec.Encode(route));
         File.Move(temp, path, overwrite: true);
     }
 
-    public static ActiveRoute Read(string path) =>
-        JsonSerializer.Deserialize(File.ReadAllText(path), JournalJson.Default.ActiveRoute)
-        ?? throw new InvalidDataException($"{path}: empty journal");
+    public static ActiveRoute Read(string path) => JournalCodec.Decode(File.ReadAllBytes(path), path);
 
     public static IEnumerable<(string Path, ActiveRoute Route)> ReadAll()
     {
@@ -58,23 +53,10 @@ public static class Journal
         foreach (var path in Directory.EnumerateFiles(RoutesDirectory, "*.json"))
         {
             ActiveRoute? route = null;
-            try { route = Read(path); } catch (Exception e) when (e is IOException or JsonException or InvalidDataException) { }
+            try { route = Read(path); } catch (Exception e) when (e is IOException or InvalidDataException) { }
             if (route is not null) yield return (path, route);
         }
     }
 
     public static void Remove(string id) => File.Delete(PathOf(id));
 }
-
-internal sealed class IPAddressConverter : JsonConverter<IPAddress>
-{
-    public override IPAddress? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
-        reader.GetString() is { } s ? IPAddress.Parse(s) : null;
-
-    public override void Write(Utf8JsonWriter writer, IPAddress value, JsonSerializerOptions options) =>
-        writer.WriteStringValue(value.ToString());
-}
-
-[JsonSourceGenerationOptions(WriteIndented = true, Converters = [typeof(IPAddressConverter)], UseStringEnumConverter = true)]
-[JsonSerializable(typeof(ActiveRoute))]
-internal sealed partial class JournalJson : JsonSerializerContext;

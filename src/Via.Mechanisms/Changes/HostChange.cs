@@ -1,19 +1,10 @@
-using System.Text.Json.Serialization;
-
 namespace Via.Mechanisms.Changes;
 
 /// <summary>
 /// One change to the host, as plain data: it can be printed (its ip/bpftool equivalent), applied,
-/// undone, and written to the journal so that another process (the reaper, <c>via gc</c>) can undo it.
+/// undone, and written to the journal (<see cref="JournalCodec"/>) so that another process (the reaper, <c>via gc</c>) can undo it.
 /// Undo is idempotent: undoing a change that was never applied, or was undone already, does nothing.
 /// </summary>
-[JsonPolymorphic(TypeDiscriminatorPropertyName = "kind")]
-[JsonDerivedType(typeof(AddRoute), "route")]
-[JsonDerivedType(typeof(AddRule), "rule")]
-[JsonDerivedType(typeof(CreateCgroup), "cgroup")]
-[JsonDerivedType(typeof(AttachSocketMark), "sock-mark")]
-[JsonDerivedType(typeof(AttachSetsockoptGuard), "setsockopt-guard")]
-[JsonDerivedType(typeof(MountCgroup2), "mount-cgroup2")]
 public abstract record HostChange
 {
     /// <summary>The equivalent command line, for --dry-run and --verbose.</summary>

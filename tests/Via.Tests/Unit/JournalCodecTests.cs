@@ -1,0 +1,70 @@
+using System.Net;
+using System.Net.Sockets;
+using Via.Kernel.Netlink;
+using Via.Mechanisms;
+using Via.Mechanisms.Changes;
+
+namespace Via.Tests.Unit;
+
+/// <summary>The journal's hand-written JSON: every change kind survives a round trip, and a damaged file is refused with its name.</summary>
+public sealed class JournalCodecTests
+{
+    private static ActiveRoute Sample() => new(
+        "t22000", "net:[1]|cgroup|eth1|10.2.0.1|10.2.0.2|||", "net:[4026531840]", DateTimeOffset.Parse("2026-11-25T07:00:00Z", System.Globalization.CultureInfo.InvariantCulture),
+        "eth1", "10.2.0.1", 0x10000, 22000, "cgroup", "/sys/fs/cgroup/via/t22000", [41, 42], false,
+        [
+            new MountCgroup2("/run/via/cgroup2"),
+            new CreateCgroup("/sys/fs/cgroup/via/t22000"),
+            new AttachSocketMark("/sys/fs/cgroup/via/t22000", 0x10000),
+            new AttachSetsockoptGuard("/sys/fs/cgroup/via/t22000"),
+            new AddRoute(new Route(AddressFamily.InterNetwork, 22000, RouteType.Unicast, Gateway: IPAddress.Parse("10.2.0.1"), OutputLink: 3,
+                PreferredSource: IPAddress.Parse("10.2.0.2"), Protocol: 86), "eth1"),
+            new AddRoute(new Route(AddressFamily.InterNetworkV6, 22000, RouteType.Unicast, IPAddress.Parse("2001:db8:2::"), 64, OutputLink: 3, Metric: 256, Protocol: 86, Scope: 253), "eth1"),
+            new AddRoute(new Route(AddressFamily.InterNetworkV6, 22000, RouteType.Unreachable, Metric: 4278198272, Protocol: 86)),
+            new AddRule(new Rule(AddressFamily.InterNetwork, 12000, 22000, Mark: 0x10000, MarkMask: 0xff0000, Protocol: 86)),
+            new AddRule(new Rule(AddressFamily.InterNetworkV6, 12000, 22000, Source: IPAddress.Parse("2001:db8:2::2"), SourceLength: 128, Protocol: 86)),
+            new AddRule(new Rule(AddressFamily.InterNetwork, 12001, 0, RuleAction.Unreachable)),
+        ]);
+
+    [Fact]
+    public void Every_field_and_change_survives_a_round_trip()
+    {
+        var route = Sample();
+        var back = JournalCodec.Decode(JournalCodec.Encode(route), "test");
+        // Records compare lists by reference: compare the scalars with the same lists, then the lists.
+        List<int> users = [];
+        List<HostChange> changes = [];
+        Assert.Equal(route with { Users = users, Changes = changes }, back with { Users = users, Changes = changes });
+        Assert.Equal(route.Users, back.Users);
+        Assert.Equal(route.Changes, back.Changes);
+        Assert.Equal(route.Changes.Select(c => c.Command), back.Changes.Select(c => c.Command));
+    }
+
+    [Fact]
+    public void The_file_is_readable_json()
+    {
+        string text = System.Text.Encoding.UTF8.GetString(JournalCodec.Encode(Sample()));
+        Assert.Contains("\"kind\": \"sock-mark\"", text);
+        Assert.Contains("\"gateway\": \"10.2.0.1\"", text);
+        Assert.Contains("\"users\": [", text);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("{}")]
+    [InlineData("{\"id\": 3}")]
+    [InlineData("not json")]
+    public void A_damaged_journal_is_refused_with_its_name(string text)
+    {
+        var e = Assert.Throws<InvalidDataException>(() => JournalCodec.Decode(System.Text.Encoding.UTF8.GetBytes(text), "/run/via/routes/t1.json"));
+        Assert.Contains("/run/via/routes/t1.json", e.Message);
+    }
+
+    [Fact]
+    public void An_unknown_change_kind_is_refused()
+    {
+        string text = System.Text.Encoding.UTF8.GetString(JournalCodec.Encode(Sample())).Replace("\"sock-mark\"", "\"teleport\"", StringComparison.Ordinal);
+        var e = Assert.Throws<InvalidDataException>(() => JournalCodec.Decode(System.Text.Encoding.UTF8.GetBytes(text), "j"));
+        Assert.Contains("teleport", e.Message);
+    }
+}
