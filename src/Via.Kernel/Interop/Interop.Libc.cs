@@ -87,6 +87,15 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, SetLastError = true)]
     internal static partial int setns(int fd, int nstype);
 
+    [LibraryImport(Lib)]
+    internal static partial int isatty(int fd);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int tcgetpgrp(int fd);
+
+    [LibraryImport(Lib)]
+    internal static partial int getpgrp();
+
     [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int stat(string path, byte* buf);
 

@@ -58,6 +58,12 @@ public static unsafe class Exec
 
     public static bool IsRoot => Libc.geteuid() == 0;
 
+    /// <summary>
+    /// True when our standard input is a terminal whose foreground process group is ours: keys like
+    /// Ctrl-C then signal the whole group, the program included, without our help.
+    /// </summary>
+    public static bool InTerminalForeground => Libc.isatty(0) == 1 && Libc.tcgetpgrp(0) == Libc.getpgrp();
+
     /// <summary>Starts a new session (detaches from the terminal's process group).</summary>
     public static void NewSession() => Libc.setsid();
 }

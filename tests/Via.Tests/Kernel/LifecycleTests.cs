@@ -69,6 +69,35 @@ public sealed class LifecycleTests(TopologyFixture fixture, ITestOutputHelper ou
     }
 
     [RootFact]
+    public void Ctrl_C_at_a_terminal_reaches_the_program_once()
+    {
+        // The program counts the SIGINTs it gets in one second after Ctrl-C and exits with that count.
+        const string program = "import signal, sys, time\nn = [0]\nsignal.signal(2, lambda *a: n.__setitem__(0, n[0] + 1))\nprint('ready', flush=True)\nwhile n[0] == 0: time.sleep(0.01)\ntime.sleep(1)\nsys.exit(n[0])";
+        // A pseudo-terminal whose foreground process group is via's, as in an interactive shell.
+        string harness = $$"""
+            import os, pty, sys, time
+            pid, fd = pty.fork()
+            if pid == 0:
+                os.execv('{{ViaBinary.Path}}', ['via', 'run', '--dev', 'up2', '--', '{{Clients.Python}}', '-c', sys.argv[1]])
+            out = b''
+            while b'ready' not in out: out += os.read(fd, 1024)
+            os.write(fd, b'\x03')
+            while True:
+                try:
+                    chunk = os.read(fd, 1024)
+                except OSError:
+                    break
+                if not chunk: break
+            _, status = os.waitpid(pid, 0)
+            print(os.waitstatus_to_exitcode(status))
+            """;
+        var r = T.InHost([Clients.Python, "-c", harness, program], Via.Timeout);
+        output.WriteLine(r.Out + r.Err);
+        Assert.Equal(0, r.Code);
+        Assert.Equal("1", r.Out.Trim());
+    }
+
+    [RootFact]
     public void A_daemonized_grandchild_stays_routed_and_the_route_goes_when_it_exits()
     {
         var before = HostSnapshot.Take(T);

@@ -209,13 +209,17 @@ internal sealed class SignalForwarder : IDisposable
 
     public SignalForwarder()
     {
+        // The program shares via's process group. In a terminal's foreground, Ctrl-C (SIGINT) and a
+        // hangup (SIGHUP) already reach the whole group: forwarding them again would deliver them twice.
+        bool terminal = Exec.InTerminalForeground;
         foreach (var (signal, number) in new[] { (PosixSignal.SIGINT, 2), (PosixSignal.SIGTERM, 15), (PosixSignal.SIGHUP, 1) })
         {
+            bool forward = !(terminal && number != 15);
             _registrations.Add(PosixSignalRegistration.Create(signal, context =>
             {
                 context.Cancel = true; // via never dies of these: it forwards them, then cleans up
                 int pid = _target;
-                if (pid > 0) Exec.Signal(pid, number);
+                if (pid > 0) { if (forward) Exec.Signal(pid, number); }
                 else Received ??= number;
             }));
         }
