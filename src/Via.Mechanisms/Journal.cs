@@ -1,3 +1,4 @@
+using Via.Kernel.Processes;
 using Via.Mechanisms.Changes;
 
 namespace Via.Mechanisms;
@@ -22,7 +23,7 @@ public sealed record ActiveRoute(
     uint Table,
     string Mechanism,
     string? Cgroup,
-    List<int> Users,
+    List<ProcessIdentity> Users,
     bool Down,
     List<HostChange> Changes);
 

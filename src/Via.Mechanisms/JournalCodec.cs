@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using Via.Kernel.Netlink;
+using Via.Kernel.Processes;
 using Via.Mechanisms.Changes;
 
 namespace Via.Mechanisms;
@@ -33,7 +34,13 @@ internal static class JournalCodec
             w.WriteString("mechanism", r.Mechanism);
             if (r.Cgroup is not null) w.WriteString("cgroup", r.Cgroup);
             w.WriteStartArray("users");
-            foreach (int u in r.Users) w.WriteNumberValue(u);
+            foreach (var u in r.Users)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("pid", u.Pid);
+                w.WriteNumber("start", u.StartTime);
+                w.WriteEndObject();
+            }
             w.WriteEndArray();
             w.WriteBoolean("down", r.Down);
             w.WriteStartArray("changes");
@@ -121,7 +128,7 @@ internal static class JournalCodec
                 o.GetProperty("table").GetUInt32(),
                 o.GetProperty("mechanism").GetString()!,
                 Str(o, "cgroup"),
-                [.. o.GetProperty("users").EnumerateArray().Select(u => u.GetInt32())],
+                [.. o.GetProperty("users").EnumerateArray().Select(u => new ProcessIdentity(u.GetProperty("pid").GetInt32(), u.GetProperty("start").GetUInt64()))],
                 o.GetProperty("down").GetBoolean(),
                 [.. o.GetProperty("changes").EnumerateArray().Select(ReadChange)]);
         }

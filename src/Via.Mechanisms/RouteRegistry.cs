@@ -21,10 +21,10 @@ public static class RouteRegistry
     /// <summary>A live route with the same key, to share.</summary>
     public static ActiveRoute? FindShared(string key) => All().FirstOrDefault(r => r.Key == key && !r.Down);
 
-    /// <summary>Adds <paramref name="pid"/> to the route's users (and forgets users that died).</summary>
-    public static ActiveRoute Join(ActiveRoute route, int pid)
+    /// <summary>Adds <paramref name="user"/> to the route's users (and forgets users that died).</summary>
+    public static ActiveRoute Join(ActiveRoute route, ProcessIdentity user)
     {
-        var joined = route with { Users = [.. route.Users.Where(IsAlive).Where(u => u != pid), pid] };
+        var joined = route with { Users = [.. route.Users.Where(u => u.IsAlive && u != user), user] };
         Journal.Write(joined);
         return joined;
     }
@@ -32,16 +32,16 @@ public static class RouteRegistry
     public enum Outcome { Removed, InUse, ProcessesRemain, Gone }
 
     /// <summary>
-    /// <paramref name="pid"/> is done with the route. If no other user lives and no process is left
+    /// <paramref name="user"/> is done with the route. If no other user lives and no process is left
     /// in it, the route is torn down; if processes remain (daemons) with no via to watch them, the
     /// caller should start a reaper.
     /// </summary>
-    public static (Outcome Outcome, List<string> Failures) Leave(string id, int pid, Action? undone = null)
+    public static (Outcome Outcome, List<string> Failures) Leave(string id, ProcessIdentity user, Action? undone = null)
     {
         ActiveRoute route;
         try { route = Journal.Read(Journal.PathOf(id)); }
         catch (FileNotFoundException) { return (Outcome.Gone, []); }
-        var others = route.Users.Where(u => u != pid && IsAlive(u)).ToList();
+        var others = route.Users.Where(u => u != user && u.IsAlive).ToList();
         if (others.Count > 0)
         {
             Journal.Write(route with { Users = others });
@@ -56,7 +56,5 @@ public static class RouteRegistry
     }
 
     /// <summary>True if no user lives and no process is in the route: nothing would miss it.</summary>
-    public static bool IsAbandoned(ActiveRoute route) => !route.Users.Any(IsAlive) && !Teardown.HasMembers(route);
-
-    public static bool IsAlive(int pid) => pid > 0 && Directory.Exists($"/proc/{pid}");
+    public static bool IsAbandoned(ActiveRoute route) => !route.Users.Any(u => u.IsAlive) && !Teardown.HasMembers(route);
 }

@@ -43,7 +43,7 @@ public static class Reaper
             Teardown.WaitUntilEmpty(route, TimeSpan.FromMilliseconds(100));
             using (RouteRegistry.Lock())
             {
-                var (outcome, failures) = RouteRegistry.Leave(id, Environment.ProcessId);
+                var (outcome, failures) = RouteRegistry.Leave(id, ProcessIdentity.Self);
                 // InUse: a via joined meanwhile and will remove the route itself when it leaves.
                 if (outcome != RouteRegistry.Outcome.ProcessesRemain) return failures.Count == 0 ? ExitCodes.Ok : ExitCodes.ViaFailed;
             }

@@ -29,3 +29,31 @@ public sealed record ProcessInfo(int Pid, uint Uid, string User, string Command)
         }
     }
 }
+
+/// <summary>
+/// A process named so that a recycled pid is not mistaken for it: its pid and its start time
+/// (clock ticks since boot, field 22 of /proc/PID/stat).
+/// </summary>
+public readonly record struct ProcessIdentity(int Pid, ulong StartTime)
+{
+    public static ProcessIdentity Self { get; } = Of(Environment.ProcessId) ?? new(Environment.ProcessId, 0);
+
+    /// <summary>The process now running as <paramref name="pid"/>; null if none.</summary>
+    public static ProcessIdentity? Of(int pid)
+    {
+        try
+        {
+            string stat = File.ReadAllText($"/proc/{pid}/stat");
+            // The command name (field 2) is in parentheses and may hold spaces: count fields after the last ')'.
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return new ProcessIdentity(pid, ulong.Parse(fields[19], CultureInfo.InvariantCulture));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>True while this very process lives (same pid and start time).</summary>
+    public bool IsAlive => Pid > 0 && Of(Pid) is { } now && now.StartTime == StartTime;
+}

@@ -11,7 +11,7 @@ public sealed class JournalCodecTests
 {
     private static ActiveRoute Sample() => new(
         "t22000", "net:[1]|cgroup|eth1|10.2.0.1|10.2.0.2|||", "net:[4026531840]", DateTimeOffset.Parse("2026-11-25T07:00:00Z", System.Globalization.CultureInfo.InvariantCulture),
-        "eth1", "10.2.0.1", 0x10000, 22000, "cgroup", "/sys/fs/cgroup/via/t22000", [41, 42], false,
+        "eth1", "10.2.0.1", 0x10000, 22000, "cgroup", "/sys/fs/cgroup/via/t22000", [new(41, 1234567), new(42, 99)], false,
         [
             new MountCgroup2("/run/via/cgroup2"),
             new CreateCgroup("/sys/fs/cgroup/via/t22000"),
@@ -32,7 +32,7 @@ public sealed class JournalCodecTests
         var route = Sample();
         var back = JournalCodec.Decode(JournalCodec.Encode(route), "test");
         // Records compare lists by reference: compare the scalars with the same lists, then the lists.
-        List<int> users = [];
+        List<Via.Kernel.Processes.ProcessIdentity> users = [];
         List<HostChange> changes = [];
         Assert.Equal(route with { Users = users, Changes = changes }, back with { Users = users, Changes = changes });
         Assert.Equal(route.Users, back.Users);

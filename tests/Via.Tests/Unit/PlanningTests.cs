@@ -432,7 +432,7 @@ public class PlanningTests
     // ---- Allocator ---------------------------------------------------------------------------
 
     private static ActiveRoute Journaled(uint mark, uint table) =>
-        new("old", "key", "net:[1]", DateTimeOffset.UnixEpoch, "eth1", null, mark, table, "cgroup", null, [1], false, []);
+        new("old", "key", "net:[1]", DateTimeOffset.UnixEpoch, "eth1", null, mark, table, "cgroup", null, [new(1, 0)], false, []);
 
     [Fact]
     public void Default_space_starts_at_table_22000_mark_0x10000()

@@ -54,7 +54,7 @@ public static class RunCommand
                 string key = Planner.Key(Namespaces.CurrentNetwork(), mechanism, resolved, request);
                 if (RouteRegistry.FindShared(key) is { } shared)
                 {
-                    active = RouteRegistry.Join(shared, Environment.ProcessId);
+                    active = RouteRegistry.Join(shared, ProcessIdentity.Self);
                     if (o.Verbose) Console.Error.WriteLine($"via: joining route {active.Id} (dev {active.Device}, table {active.Table})");
                 }
                 else
@@ -65,7 +65,7 @@ public static class RunCommand
                     var plan = Planner.Make(request, resolved, view, mechanism, numbers, Planner.RouteId(numbers));
                     active = new ActiveRoute(plan.RouteId, key, Namespaces.CurrentNetwork(), DateTimeOffset.UtcNow, o.Device,
                         (resolved.Gateway4 ?? resolved.Gateway6)?.ToString(), numbers.Mark, numbers.Table,
-                        mechanism.Name, plan.Membership, [Environment.ProcessId], false, [.. plan.Changes]);
+                        mechanism.Name, plan.Membership, [ProcessIdentity.Self], false, [.. plan.Changes]);
                     // Journal first: whatever happens next, 'via gc' knows what may exist.
                     Journal.Write(active);
                     fault.At("journal");
@@ -119,7 +119,7 @@ public static class RunCommand
         fault.At("exit");
         (RouteRegistry.Outcome outcome, List<string> failures) left;
         using (RouteRegistry.Lock())
-            left = RouteRegistry.Leave(active.Id, Environment.ProcessId, () => fault.At("undo"));
+            left = RouteRegistry.Leave(active.Id, ProcessIdentity.Self, () => fault.At("undo"));
         foreach (var f in left.failures) Console.Error.WriteLine("via: could not undo: " + f);
         if (left.outcome == RouteRegistry.Outcome.ProcessesRemain)
         {
