@@ -22,21 +22,23 @@ public static class Demo
         Console.WriteLine();
 
         Topology? topology = null;
-        // Interrupted: remove the namespaces, then die as the signal asked.
+        // Interrupted: stop building or asking (the running step is killed), then the finally
+        // below removes the namespaces, and via exits as the signal asked.
+        using var interrupted = new CancellationTokenSource();
+        int? signalled = null;
         var cleanup = new List<PosixSignalRegistration>();
         foreach (var (signal, number) in new[] { (PosixSignal.SIGINT, 2), (PosixSignal.SIGTERM, 15), (PosixSignal.SIGHUP, 1) })
         {
             cleanup.Add(PosixSignalRegistration.Create(signal, ctx =>
             {
                 ctx.Cancel = true;
-                topology?.Dispose();
-                Console.Error.WriteLine("via: demo interrupted; its namespaces are removed");
-                Environment.Exit(ExitCodes.SignalBase + number);
+                signalled ??= number;
+                interrupted.Cancel();
             }));
         }
         try
         {
-            topology = Topology.Create(prefix, via);
+            topology = Topology.Create(prefix, via, interrupted.Token);
             var rows = new List<(string Command, string Answer)>();
             foreach (var (proto, server) in new[] { ("tcp", Topology.Server4), ("udp", Topology.Server4), ("tcp", Topology.Server6) })
             {
@@ -51,6 +53,11 @@ public static class Demo
             Console.WriteLine("The plain client leaves through the default route (isp1); the same client under");
             Console.WriteLine("'via run --dev up2' leaves through up2 with up2's address, while nothing else changed.");
             return ExitCodes.Ok;
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("via: demo interrupted; removing its namespaces");
+            return ExitCodes.SignalBase + (signalled ?? 2);
         }
         catch (Exception e) when (e is InvalidOperationException or TimeoutException)
         {

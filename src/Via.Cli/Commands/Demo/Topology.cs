@@ -23,6 +23,7 @@ public sealed class Topology : IDisposable
     private readonly ConcurrentDictionary<string, ConcurrentQueue<string>> _logs = new();
     private readonly List<string> _namespaces = [];
     private int _disposed;
+    private CancellationToken _cancel;
 
     public string Prefix { get; }
     public string Host => Prefix + "-host";
@@ -30,10 +31,13 @@ public sealed class Topology : IDisposable
 
     private Topology(string prefix) => Prefix = prefix;
 
-    /// <summary>Builds the topology and starts both servers; on failure removes what it made.</summary>
-    public static Topology Create(string prefix, string viaPath)
+    /// <summary>
+    /// Builds the topology and starts both servers; on failure, or when <paramref name="cancel"/>
+    /// fires (an interrupted demo), removes what it made and throws.
+    /// </summary>
+    public static Topology Create(string prefix, string viaPath, CancellationToken cancel = default)
     {
-        var t = new Topology(prefix);
+        var t = new Topology(prefix) { _cancel = cancel };
         try
         {
             t.Build(viaPath);
@@ -50,33 +54,33 @@ public sealed class Topology : IDisposable
     {
         foreach (var ns in new[] { Host, Isp(1), Isp(2) })
         {
-            Ip("netns", "add", ns);
-            _namespaces.Add(ns);
-            Ip("-n", ns, "link", "set", "lo", "up");
+            lock (_namespaces) _namespaces.Add(ns); // first: an interrupted add is still removed
+            Step("netns", "add", ns);
+            Step("-n", ns, "link", "set", "lo", "up");
             // No duplicate address detection: addresses (link-local ones too) and their routes are
             // complete as soon as a link is up, so a snapshot of the routes is stable.
-            var (code, _, err) = Run("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"]);
+            var (code, _, err) = Run("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"], cancel: _cancel);
             if (code != 0) throw new InvalidOperationException($"sysctl accept_dad in {ns}: {err.Trim()}");
         }
         for (int k = 1; k <= 2; k++)
         {
             string isp = Isp(k);
-            Ip("link", "add", $"up{k}", "netns", Host, "type", "veth", "peer", "name", "wan", "netns", isp);
-            Ip("-n", Host, "addr", "add", $"10.{k}.0.2/24", "dev", $"up{k}");
-            Ip("-n", Host, "addr", "add", $"fd0{k}::2/64", "dev", $"up{k}", "nodad");
-            Ip("-n", Host, "link", "set", $"up{k}", "up");
-            Ip("-n", isp, "addr", "add", $"10.{k}.0.1/24", "dev", "wan");
-            Ip("-n", isp, "addr", "add", $"fd0{k}::1/64", "dev", "wan", "nodad");
-            Ip("-n", isp, "link", "set", "wan", "up");
-            Ip("-n", isp, "addr", "add", Server4 + "/32", "dev", "lo");
-            Ip("-n", isp, "addr", "add", Server6 + "/128", "dev", "lo");
+            Step("link", "add", $"up{k}", "netns", Host, "type", "veth", "peer", "name", "wan", "netns", isp);
+            Step("-n", Host, "addr", "add", $"10.{k}.0.2/24", "dev", $"up{k}");
+            Step("-n", Host, "addr", "add", $"fd0{k}::2/64", "dev", $"up{k}", "nodad");
+            Step("-n", Host, "link", "set", $"up{k}", "up");
+            Step("-n", isp, "addr", "add", $"10.{k}.0.1/24", "dev", "wan");
+            Step("-n", isp, "addr", "add", $"fd0{k}::1/64", "dev", "wan", "nodad");
+            Step("-n", isp, "link", "set", "wan", "up");
+            Step("-n", isp, "addr", "add", Server4 + "/32", "dev", "lo");
+            Step("-n", isp, "addr", "add", Server6 + "/128", "dev", "lo");
         }
-        Ip("-n", Host, "route", "add", "default", "via", "10.1.0.1", "dev", "up1");
-        Ip("-n", Host, "-6", "route", "add", "default", "via", "fd01::1", "dev", "up1");
+        Step("-n", Host, "route", "add", "default", "via", "10.1.0.1", "dev", "up1");
+        Step("-n", Host, "-6", "route", "add", "default", "via", "fd01::1", "dev", "up1");
         // The second uplink's default route lives in another table, as a DHCP client or a
         // multi-homing set-up leaves it: via finds the gateway there.
-        Ip("-n", Host, "route", "add", "default", "via", "10.2.0.1", "dev", "up2", "table", "200");
-        Ip("-n", Host, "-6", "route", "add", "default", "via", "fd02::1", "dev", "up2", "table", "200");
+        Step("-n", Host, "route", "add", "default", "via", "10.2.0.1", "dev", "up2", "table", "200");
+        Step("-n", Host, "-6", "route", "add", "default", "via", "fd02::1", "dev", "up2", "table", "200");
         for (int k = 1; k <= 2; k++) StartServer(viaPath, k);
     }
 
@@ -97,7 +101,7 @@ public sealed class Topology : IDisposable
             else log.Enqueue(e.Data);
         };
         server.BeginOutputReadLine();
-        if (!ready.Wait(TimeSpan.FromSeconds(20)))
+        if (!ready.Wait(TimeSpan.FromSeconds(20), _cancel))
             throw new InvalidOperationException($"server in {Isp(k)} did not start{(server.HasExited ? ": " + server.StandardError.ReadToEnd() : "")}");
     }
 
@@ -105,24 +109,33 @@ public sealed class Topology : IDisposable
     public IReadOnlyList<string> ServerLog(int k) => _logs.TryGetValue($"isp{k}", out var q) ? [.. q] : [];
 
     /// <summary>Runs ip(8) and throws with its message if it fails.</summary>
-    public static void Ip(params string[] args)
+    public static void Ip(params string[] args) => Ip(CancellationToken.None, args);
+
+    /// <summary>One ip(8) step of building: stops at once when the build is cancelled.</summary>
+    private void Step(params string[] args) => Ip(_cancel, args);
+
+    private static void Ip(CancellationToken cancel, string[] args)
     {
-        var (code, _, err) = Run("ip", args);
+        var (code, _, err) = Run("ip", args, cancel: cancel);
         if (code != 0) throw new InvalidOperationException($"ip {string.Join(' ', args)}: {err.Trim()}");
     }
 
     /// <summary>Runs a command to completion and returns its status and output.</summary>
-    public static (int Code, string Out, string Err) Run(string file, IEnumerable<string> args, TimeSpan? timeout = null)
+    public static (int Code, string Out, string Err) Run(string file, IEnumerable<string> args, TimeSpan? timeout = null, CancellationToken cancel = default)
     {
+        cancel.ThrowIfCancellationRequested();
         var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
         foreach (var a in args) start.ArgumentList.Add(a);
         using var p = Process.Start(start)!;
         p.StandardInput.Close();
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(timeout ?? TimeSpan.FromSeconds(60)))
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
+        while (!p.WaitForExit(50))
         {
+            if (!cancel.IsCancellationRequested && DateTime.UtcNow < deadline) continue;
             p.Kill(entireProcessTree: true);
+            cancel.ThrowIfCancellationRequested();
             throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish");
         }
         return (p.ExitCode, stdout.Result, stderr.Result);
@@ -130,7 +143,7 @@ public sealed class Topology : IDisposable
 
     /// <summary>Runs a command in the host namespace (ip netns exec PFX-host ...).</summary>
     public (int Code, string Out, string Err) InHost(IEnumerable<string> command, TimeSpan? timeout = null) =>
-        Run("ip", ["netns", "exec", Host, .. command], timeout);
+        Run("ip", ["netns", "exec", Host, .. command], timeout, _cancel);
 
     public void Dispose()
     {
@@ -140,6 +153,8 @@ public sealed class Topology : IDisposable
             try { s.Kill(entireProcessTree: true); s.WaitForExit(2000); } catch (InvalidOperationException) { }
             s.Dispose();
         }
-        foreach (var ns in _namespaces) Run("ip", ["netns", "del", ns]);
+        List<string> made;
+        lock (_namespaces) made = [.. _namespaces];
+        foreach (var ns in made) Run("ip", ["netns", "del", ns]);
     }
 }
