@@ -1,5 +1,4 @@
 using Via.Kernel.Bpf;
-using Via.Kernel.Cgroups;
 using Via.Mechanisms.Cgroup;
 
 namespace Via.Mechanisms.Changes;
@@ -14,13 +13,8 @@ public sealed record AttachSetsockoptGuard(string CgroupPath) : HostChange
     public override string Command => $"bpftool cgroup attach {CgroupPath} setsockopt <{SocketMarkProgram.GuardName}: EPERM for SO_MARK, SO_BINDTODEVICE, SO_BINDTOIFINDEX> multi";
     public override string UndoCommand => $"bpftool cgroup detach {CgroupPath} setsockopt name {SocketMarkProgram.GuardName}";
 
-    public override void Apply(Host host)
-    {
-        using var program = BpfSyscall.LoadProgram(BpfProgType.CgroupSockopt, BpfAttachType.CgroupSetsockopt,
-            SocketMarkProgram.GuardSetsockopt(), SocketMarkProgram.GuardName);
-        using var cgroup = Cgroup2.OpenDirectory(CgroupPath);
-        BpfSyscall.Attach(cgroup, program, BpfAttachType.CgroupSetsockopt, BpfSyscall.AllowMulti, CgroupPath);
-    }
+    public override void Apply(Host host) =>
+        CgroupPrograms.Attach(CgroupPath, BpfProgType.CgroupSockopt, BpfAttachType.CgroupSetsockopt, SocketMarkProgram.GuardSetsockopt(), SocketMarkProgram.GuardName);
 
     public override bool Undo(Host host) =>
         CgroupPrograms.DetachNamed(CgroupPaths.Resolve(CgroupPath), BpfAttachType.CgroupSetsockopt, SocketMarkProgram.GuardName);

@@ -19,21 +19,24 @@ public sealed record AttachSocketMark(string CgroupPath, uint Mark) : HostChange
     public override string Command => $"bpftool cgroup attach {CgroupPath} sock_create <{SocketMarkProgram.Name}: mark=0x{Mark:x}> multi";
     public override string UndoCommand => $"bpftool cgroup detach {CgroupPath} sock_create name {SocketMarkProgram.Name}";
 
-    public override void Apply(Host host)
-    {
-        using var program = BpfSyscall.LoadProgram(BpfProgType.CgroupSock, BpfAttachType.CgroupInetSockCreate,
-            SocketMarkProgram.SetMark(Mark), SocketMarkProgram.Name);
-        using var cgroup = Cgroup2.OpenDirectory(CgroupPath);
-        BpfSyscall.Attach(cgroup, program, BpfAttachType.CgroupInetSockCreate, BpfSyscall.AllowMulti, CgroupPath);
-    }
+    public override void Apply(Host host) =>
+        CgroupPrograms.Attach(CgroupPath, BpfProgType.CgroupSock, BpfAttachType.CgroupInetSockCreate, SocketMarkProgram.SetMark(Mark), SocketMarkProgram.Name);
 
     public override bool Undo(Host host) =>
         CgroupPrograms.DetachNamed(CgroupPaths.Resolve(CgroupPath), BpfAttachType.CgroupInetSockCreate, SocketMarkProgram.Name);
 }
 
-/// <summary>Finds via's programs on a cgroup by name and detaches them.</summary>
+/// <summary>via's eBPF programs on a cgroup: attached next to any others (BPF_F_ALLOW_MULTI), found again by name.</summary>
 public static class CgroupPrograms
 {
+    /// <summary>Loads the program and attaches it; the kernel keeps it while it is attached, so the fd is closed at once.</summary>
+    public static void Attach(string cgroupPath, BpfProgType type, BpfAttachType hook, IReadOnlyList<Instruction> program, string name)
+    {
+        using var loaded = BpfSyscall.LoadProgram(type, hook, program, name);
+        using var cgroup = Cgroup2.OpenDirectory(cgroupPath);
+        BpfSyscall.Attach(cgroup, loaded, hook, BpfSyscall.AllowMulti, cgroupPath);
+    }
+
     public static bool DetachNamed(string cgroupPath, BpfAttachType hook, string name)
     {
         if (!Directory.Exists(cgroupPath)) return false;
