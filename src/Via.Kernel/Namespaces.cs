@@ -6,7 +6,10 @@ namespace Via.Kernel;
 /// <summary>Network namespaces: naming the current one, finding one by name, entering it on the calling thread.</summary>
 public static unsafe class Namespaces
 {
-    private const int CLONE_NEWNET = 0x40000000;
+    internal const int CLONE_NEWNET = 0x40000000;
+
+    /// <summary>offsetof(struct stat, st_ino) on x86-64 and arm64 (checked by LayoutTests), and a buffer larger than the struct.</summary>
+    internal const int StatInodeOffset = 8, StatBufferSize = 256;
 
     /// <summary>The calling thread's network namespace, as the kernel names it ("net:[4026531840]").</summary>
     public static string CurrentNetwork() =>
@@ -53,11 +56,11 @@ public static unsafe class Namespaces
         }
     }
 
-    /// <summary>st_ino of a file (offset 8 of struct stat on x86-64 and arm64).</summary>
+    /// <summary>st_ino of a file.</summary>
     private static ulong? Inode(string path)
     {
-        byte* buffer = stackalloc byte[256];
+        byte* buffer = stackalloc byte[StatBufferSize];
         if (Libc.stat(path, buffer) < 0) return null;
-        return *(ulong*)(buffer + 8);
+        return *(ulong*)(buffer + StatInodeOffset);
     }
 }

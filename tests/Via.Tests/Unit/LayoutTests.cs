@@ -397,6 +397,10 @@ public class LayoutTests
         c.Equal("const:LOCK_UN", Libc.LOCK_UN);
         c.Equal("const:SIG_SETMASK", Libc.SIG_SETMASK);
         c.Equal("const:SIGPIPE", Libc.SIGPIPE);
+        c.Equal("const:STAT_INO_OFFSET", global::Via.Kernel.Namespaces.StatInodeOffset);
+        c.Equal("const:STAT_INO_SIZE", sizeof(ulong));
+        c.Equal("const:CLONE_NEWNET", global::Via.Kernel.Namespaces.CLONE_NEWNET);
+        Xunit.Assert.True(C.Value["const:SIZEOF_STAT"] <= global::Via.Kernel.Namespaces.StatBufferSize, "struct stat outgrew the buffer Namespaces gives stat()");
         c.Assert();
     }
 

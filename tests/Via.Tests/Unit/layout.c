@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <linux/sched.h>
 #include <sys/syscall.h>
 #include <linux/bpf.h>
 #include <linux/fib_rules.h>
@@ -157,6 +159,12 @@ int main(void)
 	FIELD(struct passwd, "passwd", pw_gecos);
 	FIELD(struct passwd, "passwd", pw_dir);
 	FIELD(struct passwd, "passwd", pw_shell);
+
+	/* struct stat: Namespaces reads st_ino by offset; setns takes CLONE_NEWNET */
+	printf("const:STAT_INO_OFFSET %zu\n", offsetof(struct stat, st_ino));
+	printf("const:STAT_INO_SIZE %zu\n", sizeof(((struct stat *)0)->st_ino));
+	printf("const:SIZEOF_STAT %zu\n", sizeof(struct stat));
+	CONST(CLONE_NEWNET);
 
 	/* rtnetlink message types, flags, attributes */
 	CONST(RTM_NEWLINK); CONST(RTM_GETLINK); CONST(RTM_NEWADDR); CONST(RTM_GETADDR);
