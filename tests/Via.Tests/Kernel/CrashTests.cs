@@ -51,6 +51,22 @@ public sealed class CrashTests(TopologyFixture fixture, ITestOutputHelper output
     }
 
     [RootFact]
+    public void Gc_run_from_another_namespace_enters_the_routes_own()
+    {
+        var before = HostSnapshot.Take(T);
+        var r = T.InHost(["env", "VIA_FAULT=exit", ViaBinary.Path, "run", "--dev", "up2", "--", "true"], Via.Timeout);
+        Assert.Equal(128 + 9, r.Code);
+        Assert.Contains("fwmark", Topology.Run("ip", ["-n", T.Host, "rule"]).Out);
+        // 'via gc' in the root namespace (where via made nothing): it finds the route's namespace
+        // by its recorded identity under /run/netns, enters it, and removes the route there.
+        var gc = Topology.Run(ViaBinary.Path, ["gc"]);
+        output.WriteLine(gc.Out + gc.Err);
+        Assert.Equal(0, gc.Code);
+        Assert.Contains("removed route t", gc.Out);
+        HostSnapshot.AssertUnchanged(before, T);
+    }
+
+    [RootFact]
     public void A_program_that_outlives_a_killed_via_stays_routed_and_gc_waits_for_it()
     {
         var before = HostSnapshot.Take(T);
