@@ -25,8 +25,14 @@ public static class Errno
 
 /// <summary>A failed kernel call: the operation, the object it was applied to, and errno.</summary>
 public sealed class KernelException(string operation, string target, int errno, string? detail = null)
-    : Exception($"{operation} {target}: {Marshal.GetPInvokeErrorMessage(errno)} ({Errno.Name(errno)}){(detail is null ? "" : ": " + detail)}")
+    : Exception($"{operation} {target}: {ReasonOf(errno, detail)}")
 {
+    /// <summary>Why, without what: "Invalid argument (EINVAL): Invalid gateway address".</summary>
+    public string Reason => ReasonOf(ErrorCode, Detail);
+
+    private static string ReasonOf(int errno, string? detail) =>
+        $"{Marshal.GetPInvokeErrorMessage(errno)} ({Errno.Name(errno)}){(detail is null ? "" : ": " + detail)}";
+
     public string Operation { get; } = operation;
     public string Target { get; } = target;
     public int ErrorCode { get; } = errno;

@@ -1,28 +1,53 @@
+using Via.Kernel.Netlink;
 using Via.Mechanisms.Changes;
 
 namespace Via.Mechanisms;
 
-/// <summary>Applies a list of changes all or nothing, and undoes them in reverse.</summary>
+/// <summary>
+/// Applies a list of changes all or nothing, and undoes them in reverse. Runs of consecutive
+/// rtnetlink changes (routes, rules) go to the kernel as one batch.
+/// </summary>
 public static class Applier
 {
     /// <summary>
-    /// Applies the changes in order. If one fails, the ones applied so far are undone in reverse
-    /// and the failure is rethrown as an <see cref="ApplyException"/> naming the step.
+    /// Applies the changes in order. If one fails, every change applied so far (in a batch, also
+    /// those after the failing one) is undone in reverse, and the failure is rethrown as an
+    /// <see cref="ApplyException"/> naming the step.
     /// </summary>
     public static void Apply(Host host, IReadOnlyList<HostChange> changes, Action<HostChange>? applied = null)
     {
-        for (int i = 0; i < changes.Count; i++)
+        var done = new List<HostChange>();
+        [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+        void Fail(HostChange change, Exception e) => throw new ApplyException(change, e, Undo(host, done));
+
+        for (int i = 0; i < changes.Count;)
         {
+            int end = RunEnd(changes, i, c => c.ApplyRequest is not null);
+            if (end > i)
+            {
+                var run = changes.Skip(i).Take(end - i).ToList();
+                RtnlOutcome[] outcomes = [];
+                try { outcomes = host.Rtnl.Batch([.. run.Select(c => c.ApplyRequest!)]); }
+                catch (Exception e) { Fail(run[0], e); }
+                for (int k = 0; k < run.Count; k++)
+                    if (outcomes[k].Error is null) done.Add(run[k]);
+                int failed = Array.FindIndex(outcomes, o => o.Error is not null);
+                if (failed >= 0) Fail(run[failed], outcomes[failed].Error!);
+                foreach (var c in run) applied?.Invoke(c);
+                i = end;
+                continue;
+            }
             try
             {
                 changes[i].Apply(host);
             }
             catch (Exception e)
             {
-                var leftovers = Undo(host, changes.Take(i).ToList());
-                throw new ApplyException(changes[i], e, leftovers);
+                Fail(changes[i], e);
             }
+            done.Add(changes[i]);
             applied?.Invoke(changes[i]);
+            i++;
         }
     }
 
@@ -30,25 +55,53 @@ public static class Applier
     public static List<string> Undo(Host host, IReadOnlyList<HostChange> changes, Action? undone = null)
     {
         var failures = new List<string>();
-        for (int i = changes.Count - 1; i >= 0; i--)
+        var reversed = changes.Reverse().ToList();
+        for (int i = 0; i < reversed.Count;)
         {
+            int end = RunEnd(reversed, i, c => c.UndoRequest is not null);
+            if (end > i)
+            {
+                var run = reversed.Skip(i).Take(end - i).ToList();
+                try
+                {
+                    var outcomes = host.Rtnl.Batch([.. run.Select(c => c.UndoRequest!)]);
+                    for (int k = 0; k < run.Count; k++)
+                        if (outcomes[k].Error is { } error) failures.Add($"{run[k].UndoCommand}: {error.Message}");
+                }
+                catch (Exception e)
+                {
+                    failures.AddRange(run.Select(c => $"{c.UndoCommand}: {e.Message}"));
+                }
+                foreach (var _ in run) undone?.Invoke();
+                i = end;
+                continue;
+            }
             try
             {
-                changes[i].Undo(host);
+                reversed[i].Undo(host);
                 undone?.Invoke();
             }
             catch (Exception e)
             {
-                failures.Add($"{changes[i].UndoCommand}: {e.Message}");
+                failures.Add($"{reversed[i].UndoCommand}: {e.Message}");
             }
+            i++;
         }
         return failures;
+    }
+
+    /// <summary>The end (exclusive) of the run of changes from <paramref name="start"/> that match.</summary>
+    private static int RunEnd(IReadOnlyList<HostChange> changes, int start, Func<HostChange, bool> batchable)
+    {
+        int end = start;
+        while (end < changes.Count && batchable(changes[end])) end++;
+        return end;
     }
 }
 
 /// <summary>A change failed; everything before it was undone (except <see cref="Leftovers"/>).</summary>
 public sealed class ApplyException(HostChange change, Exception inner, List<string> leftovers)
-    : Exception($"{change.Command}: {inner.Message}", inner)
+    : Exception($"{change.Command}: {(inner is Kernel.KernelException k ? k.Reason : inner.Message)}", inner)
 {
     public HostChange Change { get; } = change;
     public List<string> Leftovers { get; } = leftovers;

@@ -101,12 +101,16 @@ public sealed unsafe class Rtnl : IDisposable
     }
 
     /// <summary>ip route add ... (fails with EEXIST if the same route is there).</summary>
-    public void Add(Route route) =>
-        Request(RouteMessage(Nl.RTM_NEWROUTE, Nl.NLM_F_CREATE | Nl.NLM_F_EXCL, route), "ip route add", Describe(route));
+    public void Add(Route route) => Execute(AddRequest(route));
 
     /// <summary>ip route del ...; false when no such route existed.</summary>
-    public bool Delete(Route route) =>
-        Request(RouteMessage(Nl.RTM_DELROUTE, 0, route), "ip route del", Describe(route), Errno.ESRCH, Errno.ENOENT);
+    public bool Delete(Route route) => Execute(DeleteRequest(route));
+
+    public static RtnlRequest AddRequest(Route route) =>
+        new(RouteMessage(Nl.RTM_NEWROUTE, Nl.NLM_F_CREATE | Nl.NLM_F_EXCL, route), "ip route add", Describe(route), []);
+
+    public static RtnlRequest DeleteRequest(Route route) =>
+        new(RouteMessage(Nl.RTM_DELROUTE, 0, route), "ip route del", Describe(route), [Errno.ESRCH, Errno.ENOENT]);
 
     internal static NetlinkMessageBuilder RouteMessage(ushort type, ushort flags, Route r)
     {
@@ -159,12 +163,16 @@ public sealed unsafe class Rtnl : IDisposable
     }
 
     /// <summary>ip rule add ... (fails with EEXIST if an identical rule is there).</summary>
-    public void Add(Rule rule) =>
-        Request(RuleMessage(Nl.RTM_NEWRULE, Nl.NLM_F_CREATE | Nl.NLM_F_EXCL, rule), "ip rule add", Describe(rule));
+    public void Add(Rule rule) => Execute(AddRequest(rule));
 
     /// <summary>ip rule del ...; false when no such rule existed.</summary>
-    public bool Delete(Rule rule) =>
-        Request(RuleMessage(Nl.RTM_DELRULE, 0, rule), "ip rule del", Describe(rule), Errno.ENOENT, Errno.ESRCH);
+    public bool Delete(Rule rule) => Execute(DeleteRequest(rule));
+
+    public static RtnlRequest AddRequest(Rule rule) =>
+        new(RuleMessage(Nl.RTM_NEWRULE, Nl.NLM_F_CREATE | Nl.NLM_F_EXCL, rule), "ip rule add", Describe(rule), []);
+
+    public static RtnlRequest DeleteRequest(Rule rule) =>
+        new(RuleMessage(Nl.RTM_DELRULE, 0, rule), "ip rule del", Describe(rule), [Errno.ENOENT, Errno.ESRCH]);
 
     internal static NetlinkMessageBuilder RuleMessage(ushort type, ushort flags, Rule r)
     {
@@ -226,14 +234,32 @@ public sealed unsafe class Rtnl : IDisposable
         }
     }
 
-    /// <summary>Sends a request with NLM_F_ACK. Returns false if the kernel answered with one of <paramref name="benign"/>.</summary>
-    private bool Request(NetlinkMessageBuilder request, string operation, string target, params int[] benign)
+    /// <summary>Sends one request and waits for its ack; false if the kernel answered with a benign error (nothing to delete).</summary>
+    public bool Execute(RtnlRequest request)
     {
-        uint seq = ++_sequence;
-        Send(request.Build(seq), operation, target);
-        while (true)
+        var outcome = Batch([request])[0];
+        return outcome.Error is null ? outcome.Done : throw outcome.Error;
+    }
+
+    /// <summary>
+    /// Sends the requests in one send(2), with consecutive sequence numbers, then reads one ack for
+    /// each. The kernel handles them in order, each on its own: a failure does not stop the ones
+    /// after it, so every outcome is returned.
+    /// </summary>
+    public RtnlOutcome[] Batch(IReadOnlyList<RtnlRequest> requests)
+    {
+        if (requests.Count == 0) return [];
+        uint first = _sequence + 1;
+        var bytes = new List<byte>();
+        for (int i = 0; i < requests.Count; i++) bytes.AddRange(requests[i].Message.Build(first + (uint)i));
+        _sequence += (uint)requests.Count;
+        Send([.. bytes], requests[0].Operation, requests.Count == 1 ? requests[0].Target : $"{requests.Count} requests");
+
+        var outcomes = new RtnlOutcome?[requests.Count];
+        int pending = requests.Count;
+        while (pending > 0)
         {
-            int n = Receive(operation);
+            int n = Receive(requests[0].Operation);
             var span = _receive.AsSpan(0, n);
             while (span.Length >= sizeof(NlMsgHdr))
             {
@@ -241,13 +267,17 @@ public sealed unsafe class Rtnl : IDisposable
                 if (header.Length < sizeof(NlMsgHdr) || header.Length > span.Length) break;
                 var message = new NetlinkMessage(header, span[sizeof(NlMsgHdr)..(int)header.Length]);
                 span = span[Math.Min(NetlinkMessageBuilder.Align((int)header.Length), span.Length)..];
-                if (header.Sequence != seq || header.Type != Nl.NLMSG_ERROR) continue;
+                long index = (long)header.Sequence - first;
+                if (header.Type != Nl.NLMSG_ERROR || index < 0 || index >= requests.Count || outcomes[index] is not null) continue;
+                var request = requests[(int)index];
                 int error = -message.Struct<NlMsgErr>().Error;
-                if (error == 0) return true;
-                if (benign.Contains(error)) return false;
-                throw new KernelException(operation, target, error, ExtAckMessage(message));
+                outcomes[index] = error == 0 ? new RtnlOutcome(true, null)
+                    : request.Benign.Contains(error) ? new RtnlOutcome(false, null)
+                    : new RtnlOutcome(false, new KernelException(request.Operation, request.Target, error, ExtAckMessage(message)));
+                pending--;
             }
         }
+        return [.. outcomes.Select(o => o!.Value)];
     }
 
     private static string? ExtAckMessage(in NetlinkMessage message)
@@ -276,3 +306,27 @@ public sealed unsafe class Rtnl : IDisposable
 
     internal static uint ReadU32(ReadOnlySpan<byte> b) => BinaryPrimitives.ReadUInt32LittleEndian(b);
 }
+
+/// <summary>One rtnetlink change (add or delete a route or rule), to send alone or in a batch.</summary>
+public sealed class RtnlRequest
+{
+    internal RtnlRequest(NetlinkMessageBuilder message, string operation, string target, int[] benign)
+    {
+        Message = message;
+        Operation = operation;
+        Target = target;
+        Benign = benign;
+    }
+
+    internal NetlinkMessageBuilder Message { get; }
+
+    /// <summary>The equivalent command ("ip route add") and its object, for errors.</summary>
+    public string Operation { get; }
+    public string Target { get; }
+
+    /// <summary>Errors that mean "nothing to do" (ENOENT when deleting what is gone).</summary>
+    internal int[] Benign { get; }
+}
+
+/// <summary>What became of one request: done, nothing to do (Done false, no error), or an error.</summary>
+public readonly record struct RtnlOutcome(bool Done, KernelException? Error);

@@ -12,6 +12,8 @@ public sealed record AddRoute(Route Route, string? Device = null) : HostChange
 
     public override void Apply(Host host) => host.Rtnl.Add(Route);
     public override bool Undo(Host host) => host.Rtnl.Delete(Route);
+    public override RtnlRequest ApplyRequest => Rtnl.AddRequest(Route);
+    public override RtnlRequest UndoRequest => Rtnl.DeleteRequest(Route);
 
     private static string Text(Route r, string? device, string verb)
     {

@@ -11,6 +11,8 @@ public sealed record AddRule(Rule Rule) : HostChange
 
     public override void Apply(Host host) => host.Rtnl.Add(Rule);
     public override bool Undo(Host host) => host.Rtnl.Delete(Rule);
+    public override RtnlRequest ApplyRequest => Rtnl.AddRequest(Rule);
+    public override RtnlRequest UndoRequest => Rtnl.DeleteRequest(Rule);
 
     private static string Text(Rule r, string verb)
     {

@@ -17,4 +17,11 @@ public abstract record HostChange
 
     /// <summary>Undoes the change; true if something was removed.</summary>
     public abstract bool Undo(Host host);
+
+    /// <summary>For a change that is one rtnetlink request: that request, so that the
+    /// <see cref="Applier"/> sends a run of them in one batch (one system call, not one each).</summary>
+    public virtual Kernel.Netlink.RtnlRequest? ApplyRequest => null;
+
+    /// <summary>The rtnetlink request that undoes it, likewise.</summary>
+    public virtual Kernel.Netlink.RtnlRequest? UndoRequest => null;
 }

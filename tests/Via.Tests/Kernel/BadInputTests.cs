@@ -60,6 +60,15 @@ public sealed class BadInputTests(TopologyFixture fixture, ITestOutputHelper out
         AssertRefused(["run", "--dev", "up2", "--gateway", "10.1.0.1", "--", "true"], 125, "gateway 10.1.0.1 is not on a subnet of 'up2'");
 
     [RootFact]
+    public void A_change_the_kernel_refuses_midway_is_rolled_back()
+    {
+        // Planning does not judge IPv6 next hops; the kernel refuses a multicast one, in the middle of
+        // the batch of routes and rules (IPv4 routes before it, rules after it). All must be undone.
+        AssertRefused(["run", "--dev", "up2", "--gateway", "ff02::1", "--", "true"], 125,
+            "could not set up the route: ip -6 route add default via ff02::1 dev up2 table", "(EINVAL): Invalid gateway address");
+    }
+
+    [RootFact]
     public void Malformed_address() =>
         AssertRefused(["run", "--dev", "up2", "--gateway", "10.2.0", "--", "true"], 125, "'10.2.0' is not an IPv4 or IPv6 address", "--gateway");
 
