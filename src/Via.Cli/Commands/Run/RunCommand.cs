@@ -38,13 +38,18 @@ public static class RunCommand
         try
         {
             var space = Settings.Load().Numbers;
+            Plan NewPlan(HostView view, ResolvedRoute resolved)
+            {
+                space.CheckAgainst(view);
+                var numbers = Allocator.Allocate(view, RouteRegistry.All(), space, request.Table);
+                return Planner.Make(request, resolved, view, mechanism, numbers, Planner.RouteId(numbers));
+            }
+
             using var host = new Host();
             if (o.DryRun)
             {
                 var view = HostView.Read(host);
-                var resolved = RouteResolver.Resolve(request, view);
-                var numbers = Allocator.Allocate(view, RouteRegistry.All(), space, request.Table);
-                PlanPrinter.Print(Planner.Make(request, resolved, view, mechanism, numbers, Planner.RouteId(numbers)), o.Command, who, o.Json);
+                PlanPrinter.Print(NewPlan(view, RouteResolver.Resolve(request, view)), o.Command, who, o.Json);
                 return ExitCodes.Ok;
             }
             using (RouteRegistry.Lock())
@@ -59,12 +64,9 @@ public static class RunCommand
                 }
                 else
                 {
-                    space.CheckAgainst(view);
-                    var all = RouteRegistry.All();
-                    var numbers = Allocator.Allocate(view, all, space, request.Table);
-                    var plan = Planner.Make(request, resolved, view, mechanism, numbers, Planner.RouteId(numbers));
+                    var plan = NewPlan(view, resolved);
                     active = new ActiveRoute(plan.RouteId, key, Namespaces.CurrentNetwork(), DateTimeOffset.UtcNow, o.Device,
-                        (resolved.Gateway4 ?? resolved.Gateway6)?.ToString(), numbers.Mark, numbers.Table,
+                        (resolved.Gateway4 ?? resolved.Gateway6)?.ToString(), plan.Numbers.Mark, plan.Numbers.Table,
                         mechanism.Name, plan.Membership, [ProcessIdentity.Self], false, [.. plan.Changes]);
                     // Journal first: whatever happens next, 'via gc' knows what may exist.
                     Journal.Write(active);
