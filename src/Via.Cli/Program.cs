@@ -71,7 +71,9 @@ public static class Program
         {
             // One line: what was wrong, and where to read more.
             string command = result.CommandResult.Command.Name;
-            return Say.Error($"{string.Join("; ", result.Errors.Select(e => e.Message.TrimEnd('.')))}; see 'via {(command == root.Name ? "" : command + " ")}--help'");
+            // 'via run --dev eth1 prog --dev x': the program's own options were taken for via's.
+            string hint = command == "run" && !args.Contains("--") ? "; put the program after '--': via run --dev IFACE -- COMMAND [ARGS...]" : "";
+            return Say.Error($"{string.Join("; ", result.Errors.Select(e => e.Message.TrimEnd('.')))}{hint}; see 'via {(command == root.Name ? "" : command + " ")}--help'");
         }
         return result.Invoke();
     }

@@ -8,6 +8,12 @@ namespace Via.Cli.Internal;
 /// <summary>Prints a plan for --dry-run: as shell-like text, or as JSON for scripts.</summary>
 public static class PlanPrinter
 {
+    // Commands hold '<' and '>' ("<via_mark: ...>"): printed as they are, not as \u003C, for people and jq alike.
+    private static readonly PlanJson Readable = new(new JsonSerializerOptions(PlanJson.Default.Options)
+    {
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+
     public static void Print(Plan plan, string[] command, Credentials? who, bool json)
     {
         var r = plan.Route;
@@ -17,7 +23,7 @@ public static class PlanPrinter
                 r.Source6?.ToString(), r.Routes4, r.Routes6, plan.Numbers.Mark, plan.Numbers.MarkMask, plan.Numbers.Table,
                 plan.Mechanism.Name, plan.Launch.Cgroup, who?.Name ?? "root", command,
                 plan.Changes.Select(c => new StepDocument(c.Command, c.UndoCommand)).ToArray());
-            Console.WriteLine(JsonSerializer.Serialize(dto, PlanJson.Default.PlanDocument));
+            Console.WriteLine(JsonSerializer.Serialize(dto, Readable.PlanDocument));
             return;
         }
         Console.WriteLine($"# route {plan.RouteId}: dev {r.Link.Name}, mark 0x{plan.Numbers.Mark:x}/0x{plan.Numbers.MarkMask:x}, table {plan.Numbers.Table}, mechanism {plan.Mechanism.Name}");

@@ -77,6 +77,10 @@ public sealed class BadInputTests(TopologyFixture fixture, ITestOutputHelper out
         AssertRefused(["run", "--dev", "up1", "--dev", "up2", "--", "true"], 125, "--dev", "via run --help");
 
     [RootFact]
+    public void A_program_without_the_double_dash_is_told_how() =>
+        AssertRefused(["run", "--dev", "up2", "curl", "--dev", "x"], 125, "--dev", "put the program after '--'");
+
+    [RootFact]
     public void Dev_missing() =>
         AssertRefused(["run", "--", "true"], 125, "--dev");
 
