@@ -25,10 +25,14 @@ public static class Teardown
         return failures;
     }
 
-    /// <summary>Waits (polling cgroup.events) until the route has no process left.</summary>
+    /// <summary>
+    /// Waits (polling cgroup.events) until the route has no process left: every
+    /// <paramref name="poll"/> at first, then less often, up to once a second, for daemons that run for days.
+    /// </summary>
     public static void WaitUntilEmpty(ActiveRoute route, TimeSpan poll)
     {
-        while (HasMembers(route)) Thread.Sleep(poll);
+        for (var wait = poll; HasMembers(route); wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.TicksPerSecond)))
+            Thread.Sleep(wait);
     }
 
     /// <summary>
