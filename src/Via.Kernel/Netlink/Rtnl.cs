@@ -199,6 +199,9 @@ public sealed unsafe class Rtnl : IDisposable
 
     private delegate void MessageHandler(in NetlinkMessage message);
 
+    /// <summary>Returns true when the reply it was given ends what the caller waits for.</summary>
+    private delegate bool ReplyVisitor(in NetlinkMessage message);
+
     private void Send(byte[] message, string operation, string target)
     {
         fixed (byte* p = message)
@@ -207,10 +210,9 @@ public sealed unsafe class Rtnl : IDisposable
         }
     }
 
-    private void Dump(NetlinkMessageBuilder request, string operation, MessageHandler handler)
+    /// <summary>Receives and walks replies, one datagram after another, until the visitor says it is done.</summary>
+    private void Receive(string operation, ReplyVisitor visit)
     {
-        uint seq = ++_sequence;
-        Send(request.Build(seq), operation, "");
         while (true)
         {
             int n = Receive(operation);
@@ -221,17 +223,27 @@ public sealed unsafe class Rtnl : IDisposable
                 if (header.Length < sizeof(NlMsgHdr) || header.Length > span.Length) break;
                 var message = new NetlinkMessage(header, span[sizeof(NlMsgHdr)..(int)header.Length]);
                 span = span[Math.Min(NetlinkMessageBuilder.Align((int)header.Length), span.Length)..];
-                if (header.Sequence != seq) continue;
-                if (header.Type == Nl.NLMSG_DONE) return;
-                if (header.Type == Nl.NLMSG_ERROR)
-                {
-                    int error = -message.Struct<NlMsgErr>().Error;
-                    if (error != 0) throw new KernelException(operation, "", error, ExtAckMessage(message));
-                    return;
-                }
-                handler(message);
+                if (visit(message)) return;
             }
         }
+    }
+
+    private void Dump(NetlinkMessageBuilder request, string operation, MessageHandler handler)
+    {
+        uint seq = ++_sequence;
+        Send(request.Build(seq), operation, "");
+        Receive(operation, (in NetlinkMessage message) =>
+        {
+            if (message.Header.Sequence != seq) return false;
+            if (message.Header.Type == Nl.NLMSG_DONE) return true;
+            if (message.Header.Type == Nl.NLMSG_ERROR)
+            {
+                int error = -message.Struct<NlMsgErr>().Error;
+                return error == 0 ? true : throw new KernelException(operation, "", error, ExtAckMessage(message));
+            }
+            handler(message);
+            return false;
+        });
     }
 
     /// <summary>Sends one request and waits for its ack; false if the kernel answered with a benign error (nothing to delete).</summary>
@@ -257,26 +269,17 @@ public sealed unsafe class Rtnl : IDisposable
 
         var outcomes = new RtnlOutcome?[requests.Count];
         int pending = requests.Count;
-        while (pending > 0)
+        Receive(requests[0].Operation, (in NetlinkMessage message) =>
         {
-            int n = Receive(requests[0].Operation);
-            var span = _receive.AsSpan(0, n);
-            while (span.Length >= sizeof(NlMsgHdr))
-            {
-                var header = MemoryMarshal.Read<NlMsgHdr>(span);
-                if (header.Length < sizeof(NlMsgHdr) || header.Length > span.Length) break;
-                var message = new NetlinkMessage(header, span[sizeof(NlMsgHdr)..(int)header.Length]);
-                span = span[Math.Min(NetlinkMessageBuilder.Align((int)header.Length), span.Length)..];
-                long index = (long)header.Sequence - first;
-                if (header.Type != Nl.NLMSG_ERROR || index < 0 || index >= requests.Count || outcomes[index] is not null) continue;
-                var request = requests[(int)index];
-                int error = -message.Struct<NlMsgErr>().Error;
-                outcomes[index] = error == 0 ? new RtnlOutcome(true, null)
-                    : request.Benign.Contains(error) ? new RtnlOutcome(false, null)
-                    : new RtnlOutcome(false, new KernelException(request.Operation, request.Target, error, ExtAckMessage(message)));
-                pending--;
-            }
-        }
+            long index = (long)message.Header.Sequence - first;
+            if (message.Header.Type != Nl.NLMSG_ERROR || index < 0 || index >= requests.Count || outcomes[index] is not null) return false;
+            var request = requests[(int)index];
+            int error = -message.Struct<NlMsgErr>().Error;
+            outcomes[index] = error == 0 ? new RtnlOutcome(true, null)
+                : request.Benign.Contains(error) ? new RtnlOutcome(false, null)
+                : new RtnlOutcome(false, new KernelException(request.Operation, request.Target, error, ExtAckMessage(message)));
+            return --pending == 0;
+        });
         return [.. outcomes.Select(o => o!.Value)];
     }
 
