@@ -29,6 +29,13 @@ public static class Collector
             removed.Add(new Removal(what, route.Down ? "taken down, no process left" : "no via and no process left in it", dryRun ? [] : Teardown.Run(route)));
         }
 
+        // Journals that cannot be read: what they described is found below by its tags.
+        foreach (var (path, why) in Journal.Unreadable().ToList())
+        {
+            if (!dryRun) File.Delete(path);
+            removed.Add(new Removal($"journal {path}", why, []));
+        }
+
         // Tagged objects no journal accounts for, in this network namespace and the cgroup tree.
         var known = RouteRegistry.All();
         var knownCgroups = known.Where(r => r.Cgroup is not null).Select(r => Path.GetFileName(r.Cgroup!)).ToHashSet();

@@ -60,4 +60,20 @@ public static class Journal
     }
 
     public static void Remove(string id) => File.Delete(PathOf(id));
+
+    /// <summary>Journal files that cannot be read (damaged, or half-written by a crash), with why.</summary>
+    public static IEnumerable<(string Path, string Why)> Unreadable()
+    {
+        if (!Directory.Exists(RoutesDirectory)) yield break;
+        foreach (var path in Directory.EnumerateFiles(RoutesDirectory))
+        {
+            string? why = null;
+            if (!path.EndsWith(".json", StringComparison.Ordinal)) why = "left over from an interrupted write";
+            else
+            {
+                try { Read(path); } catch (Exception e) when (e is IOException or InvalidDataException) { why = e.Message; }
+            }
+            if (why is not null) yield return (path, why);
+        }
+    }
 }

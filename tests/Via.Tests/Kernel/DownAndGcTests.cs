@@ -86,6 +86,10 @@ public sealed class DownAndGcTests(TopologyFixture fixture, ITestOutputHelper ou
         Topology.Ip("-n", T.Host, "route", "add", "unreachable", "default", "table", "23999", "proto", "static");
         string cgroup = Path.Combine(Cgroup2.FindMounts()[0], "via", "gc-test-orphan");
         Directory.CreateDirectory(cgroup);
+        // A damaged journal and a temporary file a crash left half-written.
+        Directory.CreateDirectory("/run/via/routes");
+        File.WriteAllText("/run/via/routes/t29999.json", "{\"id\": ");
+        File.WriteAllText("/run/via/routes/t29998.json.tmp", "");
         try
         {
             var dry = Via.Run(T, "gc", "--dry-run");
@@ -98,7 +102,9 @@ public sealed class DownAndGcTests(TopologyFixture fixture, ITestOutputHelper ou
             output.WriteLine(gc.Out + gc.Err);
             Assert.Equal(0, gc.Code);
             using var doc = System.Text.Json.JsonDocument.Parse(gc.Out);
-            Assert.Equal(3, doc.RootElement.GetArrayLength());
+            Assert.Equal(5, doc.RootElement.GetArrayLength());
+            Assert.False(File.Exists("/run/via/routes/t29999.json"));
+            Assert.False(File.Exists("/run/via/routes/t29998.json.tmp"));
             Assert.False(Directory.Exists(cgroup));
             Assert.DoesNotContain("22999", Topology.Run("ip", ["-n", T.Host, "route", "show", "table", "all"]).Out);
             Assert.DoesNotContain("22999", Topology.Run("ip", ["-n", T.Host, "rule"]).Out);
@@ -109,6 +115,8 @@ public sealed class DownAndGcTests(TopologyFixture fixture, ITestOutputHelper ou
         {
             Topology.Run("ip", ["-n", T.Host, "route", "del", "unreachable", "default", "table", "23999"]);
             if (Directory.Exists(cgroup)) Directory.Delete(cgroup);
+            File.Delete("/run/via/routes/t29999.json");
+            File.Delete("/run/via/routes/t29998.json.tmp");
         }
         HostSnapshot.AssertUnchanged(before, T);
     }
