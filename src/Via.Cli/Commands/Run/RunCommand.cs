@@ -112,7 +112,7 @@ public static class RunCommand
             {
                 status = Launch(active, path, o.Command, who, signals);
             }
-            catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException or ViaException)
+            catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException or ViaException or KernelException)
             {
                 status = Say.Error($"could not start the program: {e.Message}");
             }
@@ -120,8 +120,17 @@ public static class RunCommand
 
         fault.At("exit");
         (RouteRegistry.Outcome outcome, List<string> failures) left;
-        using (RouteRegistry.Lock())
-            left = RouteRegistry.Leave(active.Id, ProcessIdentity.Self, () => fault.At("undo"));
+        try
+        {
+            using (RouteRegistry.Lock())
+                left = RouteRegistry.Leave(active.Id, ProcessIdentity.Self, () => fault.At("undo"));
+        }
+        catch (Exception e) when (e is IOException or KernelException or UnauthorizedAccessException or InvalidDataException)
+        {
+            // The program's status is still the answer; the route stays fail-closed until 'via gc'.
+            Console.Error.WriteLine($"via: could not remove route {active.Id}: {e.Message}; 'via gc' will");
+            return status;
+        }
         foreach (var f in left.failures) Console.Error.WriteLine("via: could not undo: " + f);
         if (left.outcome == RouteRegistry.Outcome.ProcessesRemain)
         {
