@@ -77,10 +77,13 @@ internal readonly ref struct NetlinkMessage(NlMsgHdr header, ReadOnlySpan<byte> 
     public T Struct<T>() where T : unmanaged => MemoryMarshal.Read<T>(Payload);
 
     /// <summary>Attributes that follow a family struct of <paramref name="headerSize"/> bytes.</summary>
-    public Dictionary<ushort, byte[]> Attributes(int headerSize)
+    public Dictionary<ushort, byte[]> Attributes(int headerSize) =>
+        ParseAttributes(Payload[Math.Min(NetlinkMessageBuilder.Align(headerSize), Payload.Length)..]);
+
+    /// <summary>A run of 4-byte aligned attributes (struct rtattr and payload), by type.</summary>
+    public static Dictionary<ushort, byte[]> ParseAttributes(ReadOnlySpan<byte> span)
     {
         var result = new Dictionary<ushort, byte[]>();
-        var span = Payload[Math.Min(NetlinkMessageBuilder.Align(headerSize), Payload.Length)..];
         while (span.Length >= 4)
         {
             ushort len = BinaryPrimitives.ReadUInt16LittleEndian(span);

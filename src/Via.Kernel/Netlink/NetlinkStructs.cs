@@ -50,6 +50,15 @@ internal struct IfAddrMsg
     public uint Index;
 }
 
+/// <summary>struct rtnexthop: one next hop inside RTA_MULTIPATH, followed by its own attributes.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct RtNextHop
+{
+    public ushort Length;
+    public byte Flags, Hops;
+    public int IfIndex;
+}
+
 /// <summary>struct nlmsgerr: the error code, then the request's header.</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct NlMsgErr
@@ -81,7 +90,7 @@ internal static class Nl
     public const ushort NLMSGERR_ATTR_MSG = 1;
 
     // Route attributes (enum rtattr_type_t).
-    public const ushort RTA_DST = 1, RTA_OIF = 4, RTA_GATEWAY = 5, RTA_PRIORITY = 6, RTA_PREFSRC = 7, RTA_TABLE = 15;
+    public const ushort RTA_DST = 1, RTA_OIF = 4, RTA_GATEWAY = 5, RTA_PRIORITY = 6, RTA_PREFSRC = 7, RTA_MULTIPATH = 9, RTA_TABLE = 15;
     // Rule attributes (FRA_*).
     public const ushort FRA_SRC = 2, FRA_PRIORITY = 6, FRA_FWMARK = 10, FRA_TABLE = 15, FRA_FWMASK = 16, FRA_PROTOCOL = 21;
     // Link and address attributes.

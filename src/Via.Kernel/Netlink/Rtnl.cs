@@ -73,7 +73,7 @@ public sealed unsafe class Rtnl : IDisposable
 
     // ---- routes --------------------------------------------------------------------------
 
-    /// <summary>ip [-6] route show table all.</summary>
+    /// <summary>ip [-6] route show table all. A route with several next hops (RTA_MULTIPATH) appears once per next hop.</summary>
     public List<Route> Routes(AddressFamily family)
     {
         var routes = new List<Route>();
@@ -84,7 +84,7 @@ public sealed unsafe class Rtnl : IDisposable
             if (m.Header.Type != Nl.RTM_NEWROUTE) return;
             var rt = m.Struct<RtMsg>();
             var a = m.Attributes(sizeof(RtMsg));
-            routes.Add(new Route(
+            var route = new Route(
                 NetlinkMessage.Family(rt.Family),
                 a.TryGetValue(Nl.RTA_TABLE, out var t) ? NetlinkMessage.U32(t) : rt.Table,
                 (RouteType)rt.Type,
@@ -95,9 +95,30 @@ public sealed unsafe class Rtnl : IDisposable
                 a.TryGetValue(Nl.RTA_PREFSRC, out var s) ? NetlinkMessage.Ip(s) : null,
                 a.TryGetValue(Nl.RTA_PRIORITY, out var p) ? NetlinkMessage.U32(p) : 0,
                 rt.Protocol,
-                rt.Scope));
+                rt.Scope);
+            if (a.TryGetValue(Nl.RTA_MULTIPATH, out var multipath)) routes.AddRange(NextHops(route, multipath));
+            else routes.Add(route);
         });
         return routes;
+    }
+
+    /// <summary>One route per next hop of RTA_MULTIPATH: a list of struct rtnexthop, each with its own attributes.</summary>
+    internal static List<Route> NextHops(Route route, ReadOnlySpan<byte> multipath)
+    {
+        var hops = new List<Route>();
+        while (multipath.Length >= sizeof(RtNextHop))
+        {
+            var hop = MemoryMarshal.Read<RtNextHop>(multipath);
+            if (hop.Length < sizeof(RtNextHop) || hop.Length > multipath.Length) break;
+            var attrs = NetlinkMessage.ParseAttributes(multipath[sizeof(RtNextHop)..hop.Length]);
+            hops.Add(route with
+            {
+                OutputLink = hop.IfIndex,
+                Gateway = attrs.TryGetValue(Nl.RTA_GATEWAY, out var g) ? NetlinkMessage.Ip(g) : null,
+            });
+            multipath = multipath[Math.Min(NetlinkMessageBuilder.Align(hop.Length), multipath.Length)..];
+        }
+        return hops;
     }
 
     /// <summary>ip route add ... (fails with EEXIST if the same route is there).</summary>

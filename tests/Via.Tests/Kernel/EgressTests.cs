@@ -76,6 +76,23 @@ public sealed class EgressTests(TopologyFixture fixture, ITestOutputHelper outpu
     }
 
     [RootFact]
+    public void The_gateway_of_a_multipath_default_route_is_found()
+    {
+        // up2's only IPv4 default route is one next hop of a multipath route in another table.
+        Topology.Ip("-n", T.Host, "route", "del", "default", "via", "10.2.0.1", "dev", "up2", "table", "200");
+        Topology.Ip("-n", T.Host, "route", "add", "default", "table", "201", "nexthop", "via", "10.1.0.1", "dev", "up1", "nexthop", "via", "10.2.0.1", "dev", "up2");
+        try
+        {
+            AssertThroughUp2(Via.Up2(T, Clients.DotNet("tcp", Topology.Server4)), "isp2 10.2.0.2");
+        }
+        finally
+        {
+            Topology.Run("ip", ["-n", T.Host, "route", "del", "default", "table", "201"]);
+            Topology.Ip("-n", T.Host, "route", "replace", "default", "via", "10.2.0.1", "dev", "up2", "table", "200");
+        }
+    }
+
+    [RootFact]
     public void Gateway_and_source_can_be_given()
     {
         AssertThroughUp2(Via.Run(T, ["run", "--dev", "up2", "--gateway", "10.2.0.1", "--src", "10.2.0.2", "--", .. Clients.DotNet("tcp", Topology.Server4)]), "isp2 10.2.0.2");

@@ -266,6 +266,16 @@ public class LayoutTests
     }
 
     [Fact]
+    public void RtNextHop_matches_struct_rtnexthop()
+    {
+        var c = new Check();
+        c.Struct<RtNextHop>("rtnexthop",
+            ("rtnh_len", nameof(RtNextHop.Length)), ("rtnh_flags", nameof(RtNextHop.Flags)), ("rtnh_hops", nameof(RtNextHop.Hops)),
+            ("rtnh_ifindex", nameof(RtNextHop.IfIndex)));
+        c.Assert();
+    }
+
+    [Fact]
     public void IfAddrMsg_matches_struct_ifaddrmsg()
     {
         var c = new Check();
@@ -323,6 +333,7 @@ public class LayoutTests
         c.Equal("const:RTA_PRIORITY", Nl.RTA_PRIORITY);
         c.Equal("const:RTA_PREFSRC", Nl.RTA_PREFSRC);
         c.Equal("const:RTA_TABLE", Nl.RTA_TABLE);
+        c.Equal("const:RTA_MULTIPATH", Nl.RTA_MULTIPATH);
         c.Equal("const:FRA_SRC", Nl.FRA_SRC);
         c.Equal("const:FRA_PRIORITY", Nl.FRA_PRIORITY);
         c.Equal("const:FRA_FWMARK", Nl.FRA_FWMARK);

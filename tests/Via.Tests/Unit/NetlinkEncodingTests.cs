@@ -279,6 +279,24 @@ public class NetlinkEncodingTests
         Assert.Equal([(ushort)1], attrs.Keys);
     }
 
+    [Fact]
+    public void A_multipath_route_is_read_as_one_route_per_next_hop()
+    {
+        // RTA_MULTIPATH payload: two struct rtnexthop {len, flags, hops, ifindex}, each followed by RTA_GATEWAY.
+        byte[] multipath = Convert.FromHexString(
+            "1000" + "00" + "00" + "03000000" + "0800" + "0500" + "0a020001" +   // len 16, ifindex 3, via 10.2.0.1
+            "1000" + "00" + "01" + "02000000" + "0800" + "0500" + "0a010001");   // len 16, ifindex 2, via 10.1.0.1
+        var route = new Route(AddressFamily.InterNetwork, 201, Protocol: 3);
+
+        var hops = Rtnl.NextHops(route, multipath);
+
+        Assert.Equal(2, hops.Count);
+        Assert.Equal((3, IPAddress.Parse("10.2.0.1")), (hops[0].OutputLink, hops[0].Gateway));
+        Assert.Equal((2, IPAddress.Parse("10.1.0.1")), (hops[1].OutputLink, hops[1].Gateway));
+        Assert.All(hops, h => Assert.Equal(201u, h.Table));
+        Assert.Empty(Rtnl.NextHops(route, Convert.FromHexString("0400")));   // truncated: nothing, no exception
+    }
+
     private static string Bytes(string hex) => Convert.ToHexStringLower(Convert.FromHexString(hex.Replace(" ", "")));
 
     private static string Hex(byte[] bytes) => Convert.ToHexStringLower(bytes);

@@ -133,6 +133,11 @@ int main(void)
 	FIELD(struct ifinfomsg, "ifinfomsg", ifi_flags);
 	FIELD(struct ifinfomsg, "ifinfomsg", ifi_change);
 
+	SIZE(struct rtnexthop, "rtnexthop");
+	FIELD(struct rtnexthop, "rtnexthop", rtnh_len);
+	FIELD(struct rtnexthop, "rtnexthop", rtnh_flags);
+	FIELD(struct rtnexthop, "rtnexthop", rtnh_hops);
+	FIELD(struct rtnexthop, "rtnexthop", rtnh_ifindex);
 	SIZE(struct ifaddrmsg, "ifaddrmsg");
 	FIELD(struct ifaddrmsg, "ifaddrmsg", ifa_family);
 	FIELD(struct ifaddrmsg, "ifaddrmsg", ifa_prefixlen);
@@ -174,7 +179,7 @@ int main(void)
 	CONST(NLM_F_REQUEST); CONST(NLM_F_MULTI); CONST(NLM_F_ACK); CONST(NLM_F_DUMP);
 	CONST(NLM_F_EXCL); CONST(NLM_F_CREATE); CONST(NLM_F_ACK_TLVS); CONST(NLM_F_CAPPED);
 	CONST(NLMSGERR_ATTR_MSG);
-	CONST(RTA_DST); CONST(RTA_OIF); CONST(RTA_GATEWAY); CONST(RTA_PRIORITY); CONST(RTA_PREFSRC); CONST(RTA_TABLE);
+	CONST(RTA_DST); CONST(RTA_OIF); CONST(RTA_GATEWAY); CONST(RTA_PRIORITY); CONST(RTA_PREFSRC); CONST(RTA_TABLE); CONST(RTA_MULTIPATH);
 	CONST(FRA_SRC); CONST(FRA_PRIORITY); CONST(FRA_FWMARK); CONST(FRA_TABLE); CONST(FRA_FWMASK); CONST(FRA_PROTOCOL);
 	CONST(IFLA_IFNAME); CONST(IFA_ADDRESS); CONST(IFA_LOCAL);
 	CONST(RT_TABLE_COMPAT); CONST(RT_TABLE_MAIN);
