@@ -21,16 +21,7 @@
 
 typedef struct { const char *label; char **argv; long long *ns; int *status; } cmd_t;
 
-static long long now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
-static int cmp_ll(const void *a, const void *b) {
-    long long x = *(const long long *)a, y = *(const long long *)b;
-    return x < y ? -1 : x > y;
-}
+#include "clock.h"
 
 /* nearest-rank percentile of a sorted array */
 static long long pct(const long long *s, int n, double p) {

@@ -7,7 +7,7 @@ public sealed class RootFactAttribute : FactAttribute
 {
     public RootFactAttribute()
     {
-        if (!Exec.IsRoot) Skip = "needs root: kernel tests create network namespaces, cgroups and eBPF programs (run the tests as root, as CI does)";
+        if (!Exec.IsRoot) Skip = NeedsRoot.Reason;
     }
 }
 
@@ -16,6 +16,11 @@ public sealed class RootTheoryAttribute : TheoryAttribute
 {
     public RootTheoryAttribute()
     {
-        if (!Exec.IsRoot) Skip = "needs root: kernel tests create network namespaces, cgroups and eBPF programs (run the tests as root, as CI does)";
+        if (!Exec.IsRoot) Skip = NeedsRoot.Reason;
     }
+}
+
+internal static class NeedsRoot
+{
+    public const string Reason = "needs root: kernel tests create network namespaces, cgroups and eBPF programs (run the tests as root, as CI does)";
 }

@@ -55,7 +55,7 @@ public static class DownCommand
             {
                 List<string> failures;
                 string outcome;
-                if (RouteRegistry.IsAbandoned(route) || !Teardown.HasMembers(route))
+                if (!Teardown.HasMembers(route)) // no process to cut off: remove it all
                 {
                     failures = Teardown.Run(route);
                     outcome = "removed";
