@@ -46,7 +46,7 @@ public static class Collector
             {
                 if (knownCgroups.Contains(Path.GetFileName(dir)) || Cgroup2.IsPopulated(dir)) continue;
                 var change = new CreateCgroup(dir);
-                removed.Add(new Removal($"cgroup {dir}", "no journal and no process", dryRun ? [] : Applier.Undo(new Host(), [change, new AttachSocketMark(dir, 0), new AttachSetsockoptGuard(dir)])));
+                removed.Add(new Removal($"cgroup {dir}", "no journal and no process", dryRun ? [] : Applier.Undo(new Host(), [change, new AttachSocketMark(dir, 0), new AttachSetsockoptGuard(dir, 0), new Guard.AttachEgressGuard(dir, 0, "")])));
             }
             if (!dryRun && Directory.Exists(subtree) && !Directory.EnumerateDirectories(subtree).Any())
             {

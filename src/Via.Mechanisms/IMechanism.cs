@@ -6,7 +6,8 @@ namespace Via.Mechanisms;
 /// <param name="RouteId">Unique name of this route instance (also its journal and cgroup name).</param>
 /// <param name="Mark">The socket mark the route's rules match.</param>
 /// <param name="Host">The host as planning saw it.</param>
-public sealed record TagRequest(string RouteId, uint Mark, HostView Host);
+/// <param name="DeviceIndex">The index of the route's interface (IFACE).</param>
+public sealed record TagRequest(string RouteId, uint Mark, HostView Host, int DeviceIndex);
 
 /// <summary>How the launcher stage places the program before execve (it runs as root, before dropping privileges).</summary>
 /// <param name="Cgroup">A cgroup directory the launcher moves itself into.</param>

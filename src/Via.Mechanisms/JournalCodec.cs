@@ -92,9 +92,16 @@ internal static class JournalCodec
                 w.WriteString("cgroup", markCgroup);
                 w.WriteNumber("mark", markValue);
                 break;
-            case AttachSetsockoptGuard(var cgroup):
+            case AttachSetsockoptGuard(var cgroup, var guardIndex):
                 w.WriteString("kind", "setsockopt-guard");
                 w.WriteString("cgroup", cgroup);
+                w.WriteNumber("ifindex", guardIndex);
+                break;
+            case Guard.AttachEgressGuard(var egressCgroup, var egressIndex, var egressDevice):
+                w.WriteString("kind", "egress-guard");
+                w.WriteString("cgroup", egressCgroup);
+                w.WriteNumber("ifindex", egressIndex);
+                w.WriteString("device", egressDevice);
                 break;
             case MountCgroup2(var target):
                 w.WriteString("kind", "mount-cgroup2");
@@ -164,7 +171,8 @@ internal static class JournalCodec
             c.GetProperty("protocol").GetByte())),
         "cgroup" => new CreateCgroup(c.GetProperty("path").GetString()!),
         "sock-mark" => new AttachSocketMark(c.GetProperty("cgroup").GetString()!, c.GetProperty("mark").GetUInt32()),
-        "setsockopt-guard" => new AttachSetsockoptGuard(c.GetProperty("cgroup").GetString()!),
+        "setsockopt-guard" => new AttachSetsockoptGuard(c.GetProperty("cgroup").GetString()!, c.GetProperty("ifindex").GetInt32()),
+        "egress-guard" => new Guard.AttachEgressGuard(c.GetProperty("cgroup").GetString()!, c.GetProperty("ifindex").GetInt32(), c.GetProperty("device").GetString()!),
         "mount-cgroup2" => new MountCgroup2(c.GetProperty("target").GetString()!),
         var kind => throw new NotSupportedException($"unknown change kind '{kind}'"),
     };

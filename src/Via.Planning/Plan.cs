@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Via.Kernel.Netlink;
 using Via.Mechanisms;
 using Via.Mechanisms.Changes;
+using Via.Mechanisms.Guard;
 
 namespace Via.Planning;
 
@@ -28,8 +29,12 @@ public static class Planner
 
     public static Plan Make(RouteRequest request, ResolvedRoute route, HostView host, IMechanism mechanism, RouteNumbers numbers, string routeId)
     {
-        var tag = new TagRequest(routeId, numbers.Mark, host);
+        var tag = new TagRequest(routeId, numbers.Mark, host, route.Link.Index);
         var changes = new List<HostChange>(mechanism.Tag(tag));
+        // The egress guard sits on the route's membership cgroup, whatever tags its sockets: it is
+        // the backstop for every packet the mark and the table do not decide (DESIGN.md point 11).
+        if (mechanism.Membership(tag) is { } cgroup)
+            changes.Add(new AttachEgressGuard(cgroup, route.Link.Index, route.Link.Name));
         changes.AddRange(Routing(route, numbers));
         return new Plan(routeId, request, route, numbers, mechanism, changes, mechanism.Launch(tag), mechanism.Membership(tag));
     }

@@ -11,6 +11,9 @@ public enum Size : byte { Word = 0x00, Half = 0x08, Byte = 0x10, DWord = 0x18 }
 /// <summary>Conditional jump operations (the BPF_OP bits of class JMP).</summary>
 public enum JumpOp : byte { Equal = 0x10, Greater = 0x20, GreaterOrEqual = 0x30, NotEqual = 0x50 }
 
+/// <summary>Kernel helper functions a program may call (enum bpf_func_id).</summary>
+public enum BpfHelper : int { MapLookupElem = 1, SetSockopt = 49 }
+
 /// <summary>
 /// One eBPF instruction (struct bpf_insn, 8 bytes). Build with the typed helpers
 /// (<see cref="Asm"/>): invalid combinations are not constructible. A jump may name a
@@ -42,11 +45,13 @@ public readonly record struct Instruction(byte OpCode, Register Dst, Register Sr
 public static class Asm
 {
     // Instruction classes (BPF_CLASS).
-    internal const byte ClassLdx = 0x01, ClassSt = 0x02, ClassStx = 0x03, ClassJmp = 0x05, ClassAlu64 = 0x07;
+    internal const byte ClassLd = 0x00, ClassLdx = 0x01, ClassSt = 0x02, ClassStx = 0x03, ClassJmp = 0x05, ClassAlu64 = 0x07;
     // Modes (BPF_MODE) and sources (BPF_SRC).
-    internal const byte ModeMem = 0x60, SourceImm = 0x00, SourceReg = 0x08;
+    internal const byte ModeImm = 0x00, ModeMem = 0x60, ModeAtomic = 0xc0, SourceImm = 0x00, SourceReg = 0x08;
     // ALU and JMP operations (BPF_OP).
-    internal const byte OpMov = 0xb0, OpJa = 0x00, OpExit = 0x90;
+    internal const byte OpAdd = 0x00, OpAnd = 0x50, OpMov = 0xb0, OpJa = 0x00, OpCall = 0x80, OpExit = 0x90;
+    // src_reg of a 64-bit immediate load whose constant is a map's file descriptor (BPF_PSEUDO_MAP_FD).
+    internal const byte PseudoMapFd = 1;
 
     public static class Mov
     {
@@ -56,6 +61,40 @@ public static class Asm
         /// <summary>dst = src.</summary>
         public static Instruction Reg(Register dst, Register src) => new((byte)(ClassAlu64 | OpMov | SourceReg), dst, src, 0, 0);
     }
+
+    public static class Add
+    {
+        /// <summary>dst += imm (64-bit).</summary>
+        public static Instruction Imm(Register dst, int value) => new((byte)(ClassAlu64 | OpAdd | SourceImm), dst, Register.R0, 0, value);
+
+        /// <summary>dst += src (64-bit).</summary>
+        public static Instruction Reg(Register dst, Register src) => new((byte)(ClassAlu64 | OpAdd | SourceReg), dst, src, 0, 0);
+    }
+
+    public static class And
+    {
+        /// <summary>dst &amp;= imm (64-bit, the constant sign-extended).</summary>
+        public static Instruction Imm(Register dst, int value) => new((byte)(ClassAlu64 | OpAnd | SourceImm), dst, Register.R0, 0, value);
+    }
+
+    /// <summary>
+    /// dst = the map whose file descriptor is <paramref name="mapFd"/>: a 64-bit immediate load
+    /// (two instruction slots) that the verifier turns into the map's address at load time.
+    /// </summary>
+    public static Instruction[] LoadMapFd(Register dst, int mapFd) =>
+    [
+        new((byte)(ClassLd | ModeImm | (byte)Size.DWord), dst, (Register)PseudoMapFd, 0, mapFd),
+        new(0, Register.R0, Register.R0, 0, 0),
+    ];
+
+    /// <summary>call helper: arguments in R1-R5, result in R0; R1-R5 are clobbered.</summary>
+    public static Instruction Call(BpfHelper helper) => new((byte)(ClassJmp | OpCall), Register.R0, Register.R0, 0, (int)helper);
+
+    /// <summary>lock *(size *)(dst + offset) += src: an atomic add (BPF_ATOMIC | BPF_ADD); Word or DWord only.</summary>
+    public static Instruction AtomicAdd(Register dst, short offset, Register src, Size size) =>
+        size is Size.Word or Size.DWord
+            ? new((byte)(ClassStx | ModeAtomic | (byte)size), dst, src, offset, OpAdd)
+            : throw new ArgumentException("an atomic add is 32 or 64 bits wide", nameof(size));
 
     /// <summary>*(size *)(dst + offset) = src.</summary>
     public static Instruction StoreMem(Register dst, short offset, Register src, Size size) =>

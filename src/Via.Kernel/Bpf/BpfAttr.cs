@@ -70,7 +70,56 @@ internal unsafe struct ProgInfo
 {
     [FieldOffset(0)] public uint Type;
     [FieldOffset(4)] public uint Id;
+    [FieldOffset(52)] public uint NrMapIds;
+    [FieldOffset(56)] public ulong MapIds;
     [FieldOffset(64)] public fixed byte Name[16];
+}
+
+/// <summary>bpf_attr for BPF_MAP_CREATE.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 48)]
+internal unsafe struct MapCreateAttr
+{
+    [FieldOffset(0)] public uint MapType;
+    [FieldOffset(4)] public uint KeySize;
+    [FieldOffset(8)] public uint ValueSize;
+    [FieldOffset(12)] public uint MaxEntries;
+    [FieldOffset(16)] public uint MapFlags;
+    [FieldOffset(28)] public fixed byte MapName[16];
+}
+
+/// <summary>bpf_attr for BPF_MAP_LOOKUP_ELEM and BPF_MAP_UPDATE_ELEM.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 32)]
+internal struct MapElemAttr
+{
+    [FieldOffset(0)] public uint MapFd;
+    [FieldOffset(8)] public ulong Key;
+    [FieldOffset(16)] public ulong Value;
+    [FieldOffset(24)] public ulong Flags;
+}
+
+/// <summary>The leading part of struct bpf_map_info.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 40)]
+internal unsafe struct MapInfo
+{
+    [FieldOffset(0)] public uint Type;
+    [FieldOffset(4)] public uint Id;
+    [FieldOffset(8)] public uint KeySize;
+    [FieldOffset(12)] public uint ValueSize;
+    [FieldOffset(16)] public uint MaxEntries;
+    [FieldOffset(24)] public fixed byte Name[16];
+}
+
+/// <summary>Offsets in struct __sk_buff, the context of BPF_PROG_TYPE_CGROUP_SKB programs.</summary>
+public static class SkBuffField
+{
+    /// <summary>ifindex: on egress, the device the packet is about to leave by (skb->dev).</summary>
+    public const short Len = 0, IfIndex = 40, GsoSegs = 164;
+}
+
+/// <summary>Offsets in struct bpf_sock_addr, the context of BPF_PROG_TYPE_CGROUP_SOCK_ADDR programs.</summary>
+public static class BpfSockAddrField
+{
+    public const short UserFamily = 0, UserIp4 = 4, UserIp6 = 8, UserPort = 24;
 }
 
 /// <summary>Offsets in struct bpf_sock, the context of BPF_PROG_TYPE_CGROUP_SOCK programs.</summary>

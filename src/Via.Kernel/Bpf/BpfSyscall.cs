@@ -4,9 +4,11 @@ using Via.Kernel.Interop;
 
 namespace Via.Kernel.Bpf;
 
-public enum BpfProgType : uint { CgroupSock = 9, CgroupSockopt = 25 }
+public enum BpfProgType : uint { CgroupSkb = 8, CgroupSock = 9, CgroupSockAddr = 18, CgroupSockopt = 25 }
 
-public enum BpfAttachType : uint { CgroupInetSockCreate = 2, CgroupSetsockopt = 22 }
+public enum BpfAttachType : uint { CgroupInetIngress = 0, CgroupInetEgress = 1, CgroupInetSockCreate = 2, CgroupInet6Connect = 11, CgroupSetsockopt = 22 }
+
+public enum BpfMapType : uint { Array = 2, PerCpuArray = 6 }
 
 /// <summary>
 /// The one choke point for the bpf() syscall: errno wrapped with the operation, EAGAIN retried on
@@ -14,8 +16,8 @@ public enum BpfAttachType : uint { CgroupInetSockCreate = 2, CgroupSetsockopt = 
 /// </summary>
 public static unsafe class BpfSyscall
 {
-    private const int CmdProgLoad = 5, CmdProgAttach = 8, CmdProgDetach = 9, CmdProgGetFdById = 13,
-        CmdObjGetInfoByFd = 15, CmdProgQuery = 16;
+    private const int CmdMapCreate = 0, CmdMapLookupElem = 1, CmdProgLoad = 5, CmdProgAttach = 8, CmdProgDetach = 9,
+        CmdProgGetFdById = 13, CmdMapGetFdById = 14, CmdObjGetInfoByFd = 15, CmdProgQuery = 16;
 
     /// <summary>BPF_F_ALLOW_MULTI: our program runs alongside any other on the same cgroup.</summary>
     public const uint AllowMulti = 2;
@@ -125,5 +127,81 @@ public static unsafe class BpfSyscall
         var attr = new GetInfoAttr { BpfFd = (uint)program.Value, InfoLen = (uint)sizeof(ProgInfo), Info = (ulong)&info };
         if (Call(CmdObjGetInfoByFd, ref attr) < 0) throw Errno.Last("bpf(BPF_OBJ_GET_INFO_BY_FD)", $"fd {program.Value}");
         return Marshal.PtrToStringUTF8((nint)info.Name) ?? "";
+    }
+
+    /// <summary>BPF_MAP_CREATE of a map with 4-byte keys.</summary>
+    public static SafeFd CreateMap(BpfMapType type, uint valueSize, uint maxEntries, string name)
+    {
+        var attr = new MapCreateAttr { MapType = (uint)type, KeySize = 4, ValueSize = valueSize, MaxEntries = maxEntries };
+        byte[] nameBytes = Encoding.ASCII.GetBytes(name);
+        for (int i = 0; i < Math.Min(nameBytes.Length, 15); i++) attr.MapName[i] = nameBytes[i];
+        int fd = Call(CmdMapCreate, ref attr);
+        if (fd < 0) throw Errno.Last("bpf(BPF_MAP_CREATE)", $"map {name}");
+        return new SafeFd(fd);
+    }
+
+    /// <summary>
+    /// BPF_MAP_LOOKUP_ELEM of a per-CPU map's entry: <paramref name="values"/> receives one value per
+    /// possible CPU, each rounded up to 8 bytes (the kernel's layout for per-CPU values).
+    /// </summary>
+    public static void LookupPerCpu(SafeFd map, uint key, Span<byte> values, string what)
+    {
+        fixed (byte* v = values)
+        {
+            var attr = new MapElemAttr { MapFd = (uint)map.Value, Key = (ulong)&key, Value = (ulong)v };
+            if (Call(CmdMapLookupElem, ref attr) < 0) throw Errno.Last("bpf(BPF_MAP_LOOKUP_ELEM)", what);
+        }
+    }
+
+    /// <summary>The ids of the maps a loaded program uses (bpf_prog_info.map_ids).</summary>
+    public static uint[] ProgramMapIds(SafeFd program)
+    {
+        var ids = new uint[8];
+        fixed (uint* p = ids)
+        {
+            var info = new ProgInfo { NrMapIds = (uint)ids.Length, MapIds = (ulong)p };
+            var attr = new GetInfoAttr { BpfFd = (uint)program.Value, InfoLen = (uint)sizeof(ProgInfo), Info = (ulong)&info };
+            if (Call(CmdObjGetInfoByFd, ref attr) < 0) throw Errno.Last("bpf(BPF_OBJ_GET_INFO_BY_FD)", $"fd {program.Value}");
+            return ids[..(int)Math.Min(info.NrMapIds, (uint)ids.Length)];
+        }
+    }
+
+    /// <summary>BPF_MAP_GET_FD_BY_ID; null when the map is already gone.</summary>
+    public static SafeFd? OpenMap(uint id)
+    {
+        var attr = new GetFdByIdAttr { Id = id };
+        int fd = Call(CmdMapGetFdById, ref attr);
+        if (fd >= 0) return new SafeFd(fd);
+        if (Marshal.GetLastPInvokeError() == Errno.ENOENT) return null;
+        throw Errno.Last("bpf(BPF_MAP_GET_FD_BY_ID)", $"map id {id}");
+    }
+
+    /// <summary>The map's name as created (bpf_map_info.name).</summary>
+    public static string MapName(SafeFd map)
+    {
+        var info = new MapInfo();
+        var attr = new GetInfoAttr { BpfFd = (uint)map.Value, InfoLen = (uint)sizeof(MapInfo), Info = (ulong)&info };
+        if (Call(CmdObjGetInfoByFd, ref attr) < 0) throw Errno.Last("bpf(BPF_OBJ_GET_INFO_BY_FD)", $"fd {map.Value}");
+        return Marshal.PtrToStringUTF8((nint)info.Name) ?? "";
+    }
+
+    /// <summary>How many CPUs the kernel may ever bring up (/sys/devices/system/cpu/possible): the
+    /// number of values a per-CPU map holds per entry.</summary>
+    public static int PossibleCpus { get; } = CountPossibleCpus();
+
+    private static int CountPossibleCpus()
+    {
+        // "0-3" or "0,2-5": the kernel copies one value per possible CPU (for_each_possible_cpu),
+        // so count the CPUs the ranges name, as libbpf's libbpf_num_possible_cpus does.
+        string text = File.ReadAllText("/sys/devices/system/cpu/possible").Trim();
+        int count = 0;
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var bounds = part.Split('-');
+            int first = int.Parse(bounds[0], System.Globalization.CultureInfo.InvariantCulture);
+            int last = int.Parse(bounds[^1], System.Globalization.CultureInfo.InvariantCulture);
+            count += last - first + 1;
+        }
+        return count;
     }
 }

@@ -32,7 +32,7 @@ public sealed class CgroupBpfMechanism : IMechanism
         string cgroup = CgroupOf(request);
         changes.Add(new CreateCgroup(cgroup));
         changes.Add(new AttachSocketMark(cgroup, request.Mark));
-        changes.Add(new AttachSetsockoptGuard(cgroup));
+        changes.Add(new AttachSetsockoptGuard(cgroup, request.DeviceIndex));
         return changes;
     }
 

@@ -13,7 +13,7 @@ public static class CgroupProbe
         try
         {
             using var mark = BpfSyscall.LoadProgram(BpfProgType.CgroupSock, BpfAttachType.CgroupInetSockCreate, SocketMarkProgram.SetMark(0x10000), SocketMarkProgram.Name);
-            using var guard = BpfSyscall.LoadProgram(BpfProgType.CgroupSockopt, BpfAttachType.CgroupSetsockopt, SocketMarkProgram.GuardSetsockopt(), SocketMarkProgram.GuardName);
+            using var guard = BpfSyscall.LoadProgram(BpfProgType.CgroupSockopt, BpfAttachType.CgroupSetsockopt, SocketMarkProgram.GuardSetsockopt(Guard.EgressGuardPrograms.LoopbackIndex), SocketMarkProgram.GuardName);
             if (cgroup2Root is null) return null;
             string parent = Path.Combine(cgroup2Root, CgroupBpfMechanism.Subtree);
             string scratch = Path.Combine(parent, $"doctor-{Environment.ProcessId}");

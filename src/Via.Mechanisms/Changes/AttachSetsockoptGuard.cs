@@ -7,14 +7,15 @@ namespace Via.Mechanisms.Changes;
 /// Attaches the setsockopt guard to a route's cgroup, so that no program in it, root included, can
 /// reset its sockets' mark or bind them to another device (DESIGN.md point 10). Like the mark
 /// program it lives as long as the cgroup.
+/// <param name="DeviceIndex">IFACE's index: IP_UNICAST_IF/IPV6_UNICAST_IF may name it, and no other.</param>
 /// </summary>
-public sealed record AttachSetsockoptGuard(string CgroupPath) : HostChange
+public sealed record AttachSetsockoptGuard(string CgroupPath, int DeviceIndex) : HostChange
 {
-    public override string Command => $"bpftool cgroup attach {CgroupPath} setsockopt <{SocketMarkProgram.GuardName}: EPERM for SO_MARK, SO_BINDTODEVICE, SO_BINDTOIFINDEX> multi";
+    public override string Command => $"bpftool cgroup attach {CgroupPath} setsockopt <{SocketMarkProgram.GuardName}: EPERM for SO_MARK, SO_BINDTODEVICE, SO_BINDTOIFINDEX, SO_DONTROUTE, IP(V6)_UNICAST_IF other than ifindex {DeviceIndex}> multi";
     public override string UndoCommand => $"bpftool cgroup detach {CgroupPath} setsockopt name {SocketMarkProgram.GuardName}";
 
     public override void Apply(Host host) =>
-        CgroupPrograms.Attach(CgroupPath, BpfProgType.CgroupSockopt, BpfAttachType.CgroupSetsockopt, SocketMarkProgram.GuardSetsockopt(), SocketMarkProgram.GuardName);
+        CgroupPrograms.Attach(CgroupPath, BpfProgType.CgroupSockopt, BpfAttachType.CgroupSetsockopt, SocketMarkProgram.GuardSetsockopt(DeviceIndex), SocketMarkProgram.GuardName);
 
     public override bool Undo(Host host) =>
         CgroupPrograms.DetachNamed(CgroupPaths.Resolve(CgroupPath), BpfAttachType.CgroupSetsockopt, SocketMarkProgram.GuardName);

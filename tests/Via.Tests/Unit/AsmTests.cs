@@ -10,10 +10,11 @@ namespace Via.Tests.Unit;
 /// include/uapi/linux/bpf_common.h and bpf.h, not from the implementation:
 /// <code>
 ///   struct bpf_insn { __u8 code; __u8 dst_reg:4, src_reg:4; __s16 off; __s32 imm; }  (little endian)
-///   classes: BPF_LDX 0x01, BPF_ST 0x02, BPF_STX 0x03, BPF_JMP 0x05, BPF_ALU64 0x07
-///   sizes:   BPF_W 0x00, BPF_H 0x08, BPF_B 0x10, BPF_DW 0x18;  mode BPF_MEM 0x60
+///   classes: BPF_LD 0x00, BPF_LDX 0x01, BPF_ST 0x02, BPF_STX 0x03, BPF_JMP 0x05, BPF_ALU64 0x07
+///   sizes:   BPF_W 0x00, BPF_H 0x08, BPF_B 0x10, BPF_DW 0x18;  modes BPF_IMM 0x00, BPF_MEM 0x60, BPF_ATOMIC 0xc0
 ///   source:  BPF_K 0x00, BPF_X 0x08
-///   ops:     BPF_MOV 0xb0; BPF_JA 0x00, BPF_JEQ 0x10, BPF_JGT 0x20, BPF_JGE 0x30, BPF_JNE 0x50, BPF_EXIT 0x90
+///   ops:     BPF_ADD 0x00, BPF_AND 0x50, BPF_MOV 0xb0; BPF_JA 0x00, BPF_JEQ 0x10, BPF_JGT 0x20, BPF_JGE 0x30,
+///            BPF_JNE 0x50, BPF_CALL 0x80, BPF_EXIT 0x90; BPF_PSEUDO_MAP_FD (src_reg of a map load) 1
 /// </code>
 /// Byte 1 holds dst in the low nibble and src in the high nibble.
 /// </summary>
@@ -50,6 +51,13 @@ public class AsmTests
         ["if r8 != r9 goto out"] = Asm.JumpIfReg(JumpOp.NotEqual, R8, R9, "out"),
         ["goto out"] = Asm.Jump("out"),
         ["exit"] = Asm.Return(),
+        ["r2 += -4"] = Asm.Add.Imm(R2, -4),
+        ["r0 += r7"] = Asm.Add.Reg(R0, R7),
+        ["r2 &= 0xc0ff"] = Asm.And.Imm(R2, 0xc0ff),
+        ["call map_lookup_elem"] = Asm.Call(BpfHelper.MapLookupElem),
+        ["call setsockopt"] = Asm.Call(BpfHelper.SetSockopt),
+        ["lock *(u64 *)(r0 + 8) += r3"] = Asm.AtomicAdd(R0, 8, R3, Size.DWord),
+        ["lock *(u32 *)(r1 + 0) += r2"] = Asm.AtomicAdd(R1, 0, R2, Size.Word),
     };
 
     public static TheoryData<string, string> Encodings => new()
@@ -88,7 +96,33 @@ public class AsmTests
         // JMP | JA = 0x05; JMP | EXIT = 0x95
         { "goto out", "05 00 0100 00000000" },
         { "exit", "95 00 0000 00000000" },
+        // ALU64 | ADD | K = 0x07, | X = 0x0f; ALU64 | AND | K = 0x57
+        { "r2 += -4", "07 02 0000 fcffffff" },
+        { "r0 += r7", "0f 70 0000 00000000" },
+        { "r2 &= 0xc0ff", "57 02 0000 ffc00000" },
+        // JMP | CALL = 0x85, imm = enum bpf_func_id (map_lookup_elem 1, setsockopt 49)
+        { "call map_lookup_elem", "85 00 0000 01000000" },
+        { "call setsockopt", "85 00 0000 31000000" },
+        // STX | ATOMIC | size: DW 0xdb, W 0xc3; imm = BPF_ADD
+        { "lock *(u64 *)(r0 + 8) += r3", "db 30 0800 00000000" },
+        { "lock *(u32 *)(r1 + 0) += r2", "c3 21 0000 00000000" },
     };
+
+    [Fact]
+    public void Map_load_is_a_two_slot_64_bit_immediate_naming_the_fd()
+    {
+        // LD | IMM | DW = 0x18, src_reg = BPF_PSEUDO_MAP_FD (1), imm = the fd; the second slot carries
+        // the upper 32 bits of the immediate (zero for an fd).
+        byte[] b = Asm.Encode(Asm.LoadMapFd(R1, 7));
+
+        Assert.Equal("18 11 0000 07000000 00 00 0000 00000000", Hex(b));
+    }
+
+    [Fact]
+    public void Atomic_add_of_a_byte_is_refused()
+    {
+        Assert.Throws<ArgumentException>(() => Asm.AtomicAdd(R0, 0, R1, Size.Byte));
+    }
 
     [Theory]
     [MemberData(nameof(Encodings))]
@@ -207,25 +241,22 @@ public class AsmTests
     }
 
     [Fact]
-    public void Setsockopt_guard_is_the_exact_ten_instructions()
+    public void Setsockopt_guard_refuses_each_option_and_compares_unicast_if_in_network_order()
     {
-        byte[] b = Asm.Encode(SocketMarkProgram.GuardSetsockopt());
+        byte[] b = Asm.Encode(SocketMarkProgram.GuardSetsockopt(3));
+        string hex = Hex(b);
 
-        // r2 = ctx->level (24); if r2 != SOL_SOCKET goto +4 (allow); r2 = ctx->optname (28);
-        // if r2 == SO_MARK (36) goto +4; == SO_BINDTODEVICE (25) goto +3; == SO_BINDTOIFINDEX (62) goto +2;
-        // allow: r0 = 1; exit; deny: r0 = 0; exit
-        Assert.Equal(
-            "61 12 1800 00000000 " +
-            "55 02 0400 01000000 " +
-            "61 12 1c00 00000000 " +
-            "15 02 0400 24000000 " +
-            "15 02 0300 19000000 " +
-            "15 02 0200 3e000000 " +
-            "b7 00 0000 01000000 " +
-            "95 00 0000 00000000 " +
-            "b7 00 0000 00000000 " +
-            "95 00 0000 00000000",
-            Hex(b));
+        // r2 = ctx->level (24); if r2 == SOL_SOCKET (1) goto socket (+3: over the IP and IPv6 tests and a goto)
+        Assert.StartsWith("61 12 1800 00000000 15 02 0300 01000000 ", hex);
+        // SO_MARK 36, SO_BINDTODEVICE 25, SO_BINDTOIFINDEX 62, SO_DONTROUTE 5: each compared with optname
+        foreach (string option in new[] { "24000000", "19000000", "3e000000", "05000000" })
+            Assert.Matches($"15 02 [0-9a-f]{{4}} {option}", hex);
+        // IP_UNICAST_IF 50 and IPV6_UNICAST_IF 76; ifindex 3 as htonl(3) read little-endian: 0x03000000
+        Assert.Matches("15 02 [0-9a-f]{4} 32000000", hex);
+        Assert.Matches("15 02 [0-9a-f]{4} 4c000000", hex);
+        Assert.Contains("15 02 0200 00000003", hex);
+        // ends with deny (r0 = 0) and allow (r0 = 1)
+        Assert.EndsWith("b7 00 0000 00000000 95 00 0000 00000000 b7 00 0000 01000000 95 00 0000 00000000", hex);
     }
 
     [Fact]

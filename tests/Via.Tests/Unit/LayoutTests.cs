@@ -120,6 +120,8 @@ public class LayoutTests
         c.Fields<ProgInfo>("bpf_prog_info",
             ("type", nameof(ProgInfo.Type)),
             ("id", nameof(ProgInfo.Id)),
+            ("nr_map_ids", nameof(ProgInfo.NrMapIds)),
+            ("map_ids", nameof(ProgInfo.MapIds)),
             ("name", nameof(ProgInfo.Name)));
         // ProgInfo stops after name (80 bytes), on purpose: BPF_OBJ_GET_INFO_BY_FD fills
         // min(info_len, sizeof(struct bpf_prog_info)) bytes, so a prefix is enough; it must reach
@@ -127,6 +129,83 @@ public class LayoutTests
         c.SizeCovers<ProgInfo>("bpf_prog_info", "name");
         c.Equal("C# size of ProgInfo", Unsafe.SizeOf<ProgInfo>(), C.Value["off:bpf_prog_info.name"] + C.Value["size:bpf_prog_info.name"]);
         c.Equal("C# size of ProgInfo <= sizeof(struct bpf_prog_info)", Unsafe.SizeOf<ProgInfo>() <= C.Value["sizeof:bpf_prog_info"] ? 1 : 0, 1);
+        c.Assert();
+    }
+
+    [Fact]
+    public void MapInfo_is_a_prefix_of_bpf_map_info()
+    {
+        var c = new Check();
+        c.Fields<MapInfo>("bpf_map_info",
+            ("type", nameof(MapInfo.Type)), ("id", nameof(MapInfo.Id)), ("key_size", nameof(MapInfo.KeySize)),
+            ("value_size", nameof(MapInfo.ValueSize)), ("max_entries", nameof(MapInfo.MaxEntries)), ("name", nameof(MapInfo.Name)));
+        c.SizeCovers<MapInfo>("bpf_map_info", "name");
+        c.Equal("C# size of MapInfo <= sizeof(struct bpf_map_info)", Unsafe.SizeOf<MapInfo>() <= C.Value["sizeof:bpf_map_info"] ? 1 : 0, 1);
+        c.Assert();
+    }
+
+    [Fact]
+    public void MapCreateAttr_and_MapElemAttr_match_union_bpf_attr()
+    {
+        var c = new Check();
+        c.Fields<MapCreateAttr>("bpf_attr",
+            ("map_type", nameof(MapCreateAttr.MapType)), ("key_size", nameof(MapCreateAttr.KeySize)), ("value_size", nameof(MapCreateAttr.ValueSize)),
+            ("max_entries", nameof(MapCreateAttr.MaxEntries)), ("map_flags", nameof(MapCreateAttr.MapFlags)), ("map_name", nameof(MapCreateAttr.MapName)));
+        c.SizeCovers<MapCreateAttr>("bpf_attr", "map_name");
+        c.SizeWithin<MapCreateAttr>("bpf_attr");
+        c.Fields<MapElemAttr>("bpf_attr",
+            ("map_fd", nameof(MapElemAttr.MapFd)), ("key", nameof(MapElemAttr.Key)), ("value", nameof(MapElemAttr.Value)), ("flags", nameof(MapElemAttr.Flags)));
+        c.SizeCovers<MapElemAttr>("bpf_attr", "flags");
+        c.SizeWithin<MapElemAttr>("bpf_attr");
+        c.Assert();
+    }
+
+    [Fact]
+    public void SkBuff_and_sock_addr_offsets_match_the_contexts()
+    {
+        var c = new Check();
+        // Read with 32-bit loads (Size.Word): each field must be a u32; user_ip6 is four of them.
+        foreach (var (label, offset) in new (string, short)[]
+        {
+            ("__sk_buff.len", SkBuffField.Len), ("__sk_buff.ifindex", SkBuffField.IfIndex), ("__sk_buff.gso_segs", SkBuffField.GsoSegs),
+            ("bpf_sock_addr.user_family", BpfSockAddrField.UserFamily), ("bpf_sock_addr.user_ip4", BpfSockAddrField.UserIp4),
+            ("bpf_sock_addr.user_port", BpfSockAddrField.UserPort),
+        })
+        {
+            c.Equal($"off:{label}", offset);
+            c.Equal($"size:{label}", 4);
+        }
+        c.Equal("off:bpf_sock_addr.user_ip6", BpfSockAddrField.UserIp6);
+        c.Equal("size:bpf_sock_addr.user_ip6", 16);
+        c.Assert();
+    }
+
+    [Fact]
+    public void Guard_constants_match_the_headers()
+    {
+        var c = new Check();
+        c.Equal("const:BPF_MAP_CREATE", PrivateConst(typeof(BpfSyscall), "CmdMapCreate"));
+        c.Equal("const:BPF_MAP_LOOKUP_ELEM", PrivateConst(typeof(BpfSyscall), "CmdMapLookupElem"));
+        c.Equal("const:BPF_MAP_GET_FD_BY_ID", PrivateConst(typeof(BpfSyscall), "CmdMapGetFdById"));
+        c.Equal("const:BPF_PROG_TYPE_CGROUP_SKB", (long)BpfProgType.CgroupSkb);
+        c.Equal("const:BPF_PROG_TYPE_CGROUP_SOCK_ADDR", (long)BpfProgType.CgroupSockAddr);
+        c.Equal("const:BPF_CGROUP_INET_INGRESS", (long)BpfAttachType.CgroupInetIngress);
+        c.Equal("const:BPF_CGROUP_INET_EGRESS", (long)BpfAttachType.CgroupInetEgress);
+        c.Equal("const:BPF_CGROUP_INET6_CONNECT", (long)BpfAttachType.CgroupInet6Connect);
+        c.Equal("const:BPF_MAP_TYPE_ARRAY", (long)BpfMapType.Array);
+        c.Equal("const:BPF_MAP_TYPE_PERCPU_ARRAY", (long)BpfMapType.PerCpuArray);
+        c.Equal("const:BPF_FUNC_map_lookup_elem", (long)BpfHelper.MapLookupElem);
+        c.Equal("const:BPF_FUNC_setsockopt", (long)BpfHelper.SetSockopt);
+        c.Equal("const:SOL_SOCKET", Via.Mechanisms.Cgroup.SocketMarkProgram.SolSocket);
+        c.Equal("const:SO_DONTROUTE", Via.Mechanisms.Cgroup.SocketMarkProgram.SoDontRoute);
+        c.Equal("const:SO_MARK", Via.Mechanisms.Cgroup.SocketMarkProgram.SoMark);
+        c.Equal("const:SO_BINDTODEVICE", Via.Mechanisms.Cgroup.SocketMarkProgram.SoBindToDevice);
+        c.Equal("const:SO_BINDTOIFINDEX", Via.Mechanisms.Cgroup.SocketMarkProgram.SoBindToIfindex);
+        c.Equal("const:SO_BINDTOIFINDEX", Via.Mechanisms.Guard.EgressGuardPrograms.SoBindToIfindex);
+        c.Equal("const:IPPROTO_IP", Via.Mechanisms.Cgroup.SocketMarkProgram.IpProtoIp);
+        c.Equal("const:IPPROTO_IPV6", Via.Mechanisms.Cgroup.SocketMarkProgram.IpProtoIpv6);
+        c.Equal("const:IP_UNICAST_IF", Via.Mechanisms.Cgroup.SocketMarkProgram.IpUnicastIf);
+        c.Equal("const:IPV6_UNICAST_IF", Via.Mechanisms.Cgroup.SocketMarkProgram.Ipv6UnicastIf);
         c.Assert();
     }
 
@@ -199,6 +278,13 @@ public class LayoutTests
     public void Instruction_encoding_constants_match_the_header()
     {
         var c = new Check();
+        c.Equal("const:BPF_LD", Asm.ClassLd);
+        c.Equal("const:BPF_IMM", Asm.ModeImm);
+        c.Equal("const:BPF_ATOMIC", Asm.ModeAtomic);
+        c.Equal("const:BPF_ADD", Asm.OpAdd);
+        c.Equal("const:BPF_AND", Asm.OpAnd);
+        c.Equal("const:BPF_CALL", Asm.OpCall);
+        c.Equal("const:BPF_PSEUDO_MAP_FD", Asm.PseudoMapFd);
         c.Equal("const:BPF_LDX", Asm.ClassLdx);
         c.Equal("const:BPF_ST", Asm.ClassSt);
         c.Equal("const:BPF_STX", Asm.ClassStx);

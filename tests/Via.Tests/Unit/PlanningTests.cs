@@ -286,7 +286,10 @@ public class PlanningTests
         [
             "mkdir -p /sys/fs/cgroup/via/t22000-p42",
             "bpftool cgroup attach /sys/fs/cgroup/via/t22000-p42 sock_create <via_mark: mark=0x10000> multi",
-            "bpftool cgroup attach /sys/fs/cgroup/via/t22000-p42 setsockopt <via_guard: EPERM for SO_MARK, SO_BINDTODEVICE, SO_BINDTOIFINDEX> multi",
+            "bpftool cgroup attach /sys/fs/cgroup/via/t22000-p42 setsockopt <via_guard: EPERM for SO_MARK, SO_BINDTODEVICE, SO_BINDTOIFINDEX, SO_DONTROUTE, IP(V6)_UNICAST_IF other than ifindex 3> multi",
+            "bpftool cgroup attach /sys/fs/cgroup/via/t22000-p42 egress <via_egress: pass dev eth1 (ifindex 3) and lo, drop the rest, count> multi"
+                + "; bpftool cgroup attach /sys/fs/cgroup/via/t22000-p42 ingress <via_ingress: count> multi"
+                + "; bpftool cgroup attach /sys/fs/cgroup/via/t22000-p42 connect6 <via_connect6: bind link-local connects to eth1> multi",
             "ip route add 10.2.0.0/24 dev eth1 src 10.2.0.2 table 22000 proto 86",
             "ip route add default via 10.2.0.1 dev eth1 src 10.2.0.2 table 22000 proto 86",
             "ip route add unreachable default metric 4278198272 table 22000 proto 86",

@@ -26,6 +26,7 @@
 #include <linux/if_link.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <netinet/in.h>
 
 #define FIELD(type, label, member)                                                        \
 	printf("off:%s.%s %zu\n", label, #member, offsetof(type, member));                    \
@@ -66,6 +67,18 @@ int main(void)
 	FIELD(union bpf_attr, "bpf_attr", prog_id);
 	FIELD(union bpf_attr, "bpf_attr", next_id);
 	FIELD(union bpf_attr, "bpf_attr", open_flags);
+	/* BPF_MAP_CREATE */
+	FIELD(union bpf_attr, "bpf_attr", map_type);
+	FIELD(union bpf_attr, "bpf_attr", key_size);
+	FIELD(union bpf_attr, "bpf_attr", value_size);
+	FIELD(union bpf_attr, "bpf_attr", max_entries);
+	FIELD(union bpf_attr, "bpf_attr", map_flags);
+	FIELD(union bpf_attr, "bpf_attr", map_name);
+	/* BPF_MAP_LOOKUP_ELEM */
+	FIELD(union bpf_attr, "bpf_attr", map_fd);
+	FIELD(union bpf_attr, "bpf_attr", key);
+	FIELD(union bpf_attr, "bpf_attr", value);
+	FIELD(union bpf_attr, "bpf_attr", flags);
 	/* BPF_OBJ_GET_INFO_BY_FD */
 	FIELD(union bpf_attr, "bpf_attr", info.bpf_fd);
 	FIELD(union bpf_attr, "bpf_attr", info.info_len);
@@ -74,7 +87,28 @@ int main(void)
 	SIZE(struct bpf_prog_info, "bpf_prog_info");
 	FIELD(struct bpf_prog_info, "bpf_prog_info", type);
 	FIELD(struct bpf_prog_info, "bpf_prog_info", id);
+	FIELD(struct bpf_prog_info, "bpf_prog_info", nr_map_ids);
+	FIELD(struct bpf_prog_info, "bpf_prog_info", map_ids);
 	FIELD(struct bpf_prog_info, "bpf_prog_info", name);
+
+	SIZE(struct bpf_map_info, "bpf_map_info");
+	FIELD(struct bpf_map_info, "bpf_map_info", type);
+	FIELD(struct bpf_map_info, "bpf_map_info", id);
+	FIELD(struct bpf_map_info, "bpf_map_info", key_size);
+	FIELD(struct bpf_map_info, "bpf_map_info", value_size);
+	FIELD(struct bpf_map_info, "bpf_map_info", max_entries);
+	FIELD(struct bpf_map_info, "bpf_map_info", name);
+
+	SIZE(struct __sk_buff, "__sk_buff");
+	FIELD(struct __sk_buff, "__sk_buff", len);
+	FIELD(struct __sk_buff, "__sk_buff", ifindex);
+	FIELD(struct __sk_buff, "__sk_buff", gso_segs);
+
+	SIZE(struct bpf_sock_addr, "bpf_sock_addr");
+	FIELD(struct bpf_sock_addr, "bpf_sock_addr", user_family);
+	FIELD(struct bpf_sock_addr, "bpf_sock_addr", user_ip4);
+	FIELD(struct bpf_sock_addr, "bpf_sock_addr", user_ip6);
+	FIELD(struct bpf_sock_addr, "bpf_sock_addr", user_port);
 
 	SIZE(struct bpf_sock, "bpf_sock");
 	FIELD(struct bpf_sock, "bpf_sock", bound_dev_if);
@@ -196,8 +230,16 @@ int main(void)
 	CONST(BPF_PROG_TYPE_CGROUP_SOCK); CONST(BPF_PROG_TYPE_CGROUP_SOCKOPT);
 	CONST(BPF_CGROUP_INET_SOCK_CREATE); CONST(BPF_CGROUP_SETSOCKOPT);
 	CONST(BPF_F_ALLOW_MULTI); CONST(BPF_OBJ_NAME_LEN);
+	CONST(BPF_MAP_CREATE); CONST(BPF_MAP_LOOKUP_ELEM); CONST(BPF_MAP_GET_FD_BY_ID);
+	CONST(BPF_PROG_TYPE_CGROUP_SKB); CONST(BPF_PROG_TYPE_CGROUP_SOCK_ADDR);
+	CONST(BPF_CGROUP_INET_INGRESS); CONST(BPF_CGROUP_INET_EGRESS); CONST(BPF_CGROUP_INET6_CONNECT);
+	CONST(BPF_MAP_TYPE_ARRAY); CONST(BPF_MAP_TYPE_PERCPU_ARRAY);
+	CONST(BPF_FUNC_map_lookup_elem); CONST(BPF_FUNC_setsockopt);
+	CONST(SOL_SOCKET); CONST(SO_BINDTOIFINDEX); CONST(SO_DONTROUTE); CONST(SO_MARK); CONST(SO_BINDTODEVICE);
+	CONST(IPPROTO_IP); CONST(IPPROTO_IPV6); CONST(IP_UNICAST_IF); CONST(IPV6_UNICAST_IF);
 	CONST(__NR_bpf);
 	/* eBPF instruction encoding (bpf_common.h, bpf.h) */
+	CONST(BPF_LD); CONST(BPF_IMM); CONST(BPF_ATOMIC); CONST(BPF_ADD); CONST(BPF_AND); CONST(BPF_CALL); CONST(BPF_PSEUDO_MAP_FD);
 	CONST(BPF_LDX); CONST(BPF_ST); CONST(BPF_STX); CONST(BPF_JMP); CONST(BPF_ALU64);
 	CONST(BPF_MEM); CONST(BPF_K); CONST(BPF_X); CONST(BPF_MOV); CONST(BPF_JA); CONST(BPF_EXIT);
 	CONST(BPF_W); CONST(BPF_H); CONST(BPF_B); CONST(BPF_DW);

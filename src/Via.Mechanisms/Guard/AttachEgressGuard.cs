@@ -1,0 +1,110 @@
+using Via.Kernel;
+using Via.Kernel.Bpf;
+using Via.Kernel.Cgroups;
+using Via.Mechanisms.Cgroup;
+using Via.Mechanisms.Changes;
+
+namespace Via.Mechanisms.Guard;
+
+/// <summary>
+/// Puts the egress guard on a route's cgroup (DESIGN.md point 11): a per-CPU counters map, the
+/// egress program that passes only IFACE and loopback (and counts), the ingress program that
+/// counts, and the connect6 program that binds link-local connects to IFACE so a scope id naming
+/// another interface fails at once. Attached with BPF_PROG_ATTACH, like the mark program: they
+/// live as long as the cgroup, so the guard holds after a SIGKILLed via and whatever happens to
+/// via's rules and routes. The map has no name on the host of its own: the programs hold it, and
+/// it goes with them.
+/// </summary>
+/// <param name="DeviceIndex">IFACE's index: the one interface (besides loopback) packets may leave by.</param>
+/// <param name="Device">IFACE's name, for people.</param>
+public sealed record AttachEgressGuard(string CgroupPath, int DeviceIndex, string Device) : HostChange
+{
+    private static readonly (BpfAttachType Hook, string Name)[] Programs =
+    [
+        (BpfAttachType.CgroupInetEgress, EgressGuardPrograms.EgressName),
+        (BpfAttachType.CgroupInetIngress, EgressGuardPrograms.IngressName),
+        (BpfAttachType.CgroupInet6Connect, EgressGuardPrograms.Connect6Name),
+    ];
+
+    public override string Command =>
+        $"bpftool cgroup attach {CgroupPath} egress <{EgressGuardPrograms.EgressName}: pass dev {Device} (ifindex {DeviceIndex}) and lo, drop the rest, count> multi"
+        + $"; bpftool cgroup attach {CgroupPath} ingress <{EgressGuardPrograms.IngressName}: count> multi"
+        + $"; bpftool cgroup attach {CgroupPath} connect6 <{EgressGuardPrograms.Connect6Name}: bind link-local connects to {Device}> multi";
+
+    public override string UndoCommand => string.Join("; ", Programs.Select(p => $"bpftool cgroup detach {CgroupPath} {HookName(p.Hook)} name {p.Name}"));
+
+    public override void Apply(Host host)
+    {
+        using var counters = BpfSyscall.CreateMap(BpfMapType.PerCpuArray, EgressGuardPrograms.CountersSize, 1, EgressGuardPrograms.CountersName);
+        int fd = counters.Value;
+        var attached = new List<(BpfAttachType, string)>();
+        try
+        {
+            CgroupPrograms.Attach(CgroupPath, BpfProgType.CgroupSkb, BpfAttachType.CgroupInetEgress, EgressGuardPrograms.Egress(fd, DeviceIndex), EgressGuardPrograms.EgressName);
+            attached.Add(Programs[0]);
+            CgroupPrograms.Attach(CgroupPath, BpfProgType.CgroupSkb, BpfAttachType.CgroupInetIngress, EgressGuardPrograms.Ingress(fd), EgressGuardPrograms.IngressName);
+            attached.Add(Programs[1]);
+            CgroupPrograms.Attach(CgroupPath, BpfProgType.CgroupSockAddr, BpfAttachType.CgroupInet6Connect, EgressGuardPrograms.Connect6(DeviceIndex), EgressGuardPrograms.Connect6Name);
+        }
+        catch
+        {
+            // One change, all or nothing: take back the programs this change attached.
+            foreach (var (hook, name) in attached) CgroupPrograms.DetachNamed(CgroupPath, hook, name);
+            throw;
+        }
+    }
+
+    public override bool Undo(Host host)
+    {
+        string path = CgroupPaths.Resolve(CgroupPath);
+        bool any = false;
+        foreach (var (hook, name) in Programs) any |= CgroupPrograms.DetachNamed(path, hook, name);
+        return any;
+    }
+
+    private static string HookName(BpfAttachType hook) => hook switch
+    {
+        BpfAttachType.CgroupInetEgress => "egress",
+        BpfAttachType.CgroupInetIngress => "ingress",
+        _ => "connect6",
+    };
+}
+
+/// <summary>What a route's egress guard has counted since the route was made, over all CPUs.</summary>
+public sealed record RouteCounters(ulong OutPackets, ulong OutBytes, ulong InPackets, ulong InBytes, ulong RefusedPackets, ulong RefusedBytes)
+{
+    /// <summary>
+    /// Reads the counters of the guard on <paramref name="cgroupPath"/>: the egress program is found
+    /// by name among the cgroup's egress programs, its map by the program's map ids. Null when the
+    /// cgroup has no guard (gone, or made by a via without one).
+    /// </summary>
+    public static RouteCounters? Read(string cgroupPath)
+    {
+        string path = CgroupPaths.Resolve(cgroupPath);
+        if (!Directory.Exists(path)) return null;
+        using var cgroup = Cgroup2.OpenDirectory(path);
+        foreach (uint id in BpfSyscall.Query(cgroup, BpfAttachType.CgroupInetEgress, path))
+        {
+            using var program = BpfSyscall.OpenProgram(id);
+            if (program is null || BpfSyscall.ProgramName(program) != EgressGuardPrograms.EgressName) continue;
+            foreach (uint mapId in BpfSyscall.ProgramMapIds(program))
+            {
+                using var map = BpfSyscall.OpenMap(mapId);
+                if (map is null || BpfSyscall.MapName(map) != EgressGuardPrograms.CountersName) continue;
+                return Sum(map, path);
+            }
+        }
+        return null;
+    }
+
+    private static RouteCounters Sum(SafeFd map, string path)
+    {
+        const int slots = (int)EgressGuardPrograms.CountersSize / sizeof(ulong);
+        var values = new byte[EgressGuardPrograms.CountersSize * BpfSyscall.PossibleCpus];
+        BpfSyscall.LookupPerCpu(map, 0, values, $"counters of {path}");
+        var total = new ulong[slots];
+        var words = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(values);
+        for (int i = 0; i < words.Length; i++) total[i % slots] += words[i];
+        return new RouteCounters(total[0], total[1], total[2], total[3], total[4], total[5]);
+    }
+}
