@@ -5,6 +5,7 @@ using Via.Cli.Commands.Down;
 using Via.Cli.Commands.Gc;
 using Via.Cli.Commands.Ls;
 using Via.Cli.Commands.Run;
+using Via.Cli.Commands.Top;
 using Via.Cli.Internal;
 
 namespace Via.Cli;
@@ -35,6 +36,7 @@ public static class Program
     [
         ("run", RunCommandDefinition.Create),
         ("ls", LsCommand.Create),
+        ("top", TopCommand.Create),
         ("down", DownCommand.Create),
         ("gc", GcCommand.Create),
         ("doctor", DoctorCommand.Create),

@@ -2,8 +2,10 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Via.Kernel;
 using Via.Kernel.Processes;
 using Via.Mechanisms;
+using Via.Mechanisms.Guard;
 
 namespace Via.Cli.Commands.Ls;
 
@@ -15,11 +17,13 @@ public static class LsCommand
     public static Command Create()
     {
         var command = new Command("ls", """
-            List the routes via has set up: interface, gateway, mark, table, mechanism, state, age, and the
-            processes in each (PID, user, command).
+            List the routes via has set up: interface, gateway, mark, table, mechanism, state, age, what
+            the route's programs sent out and received through the interface since it was made, how many
+            packets the egress guard refused (packets aimed at another interface), and the processes in
+            each (PID, user, command). 'via top' shows the same live, with rates.
 
               via ls
-              via ls --json | jq '.[].id'
+              via ls --json | jq '.[] | {id, refused: .traffic.refusedPackets}'
             """) { Json };
         command.SetAction(parse => Say.Guard(() => Run(parse.GetValue(Json))));
         return command;
@@ -27,12 +31,7 @@ public static class LsCommand
 
     public static int Run(bool json)
     {
-        var now = DateTimeOffset.UtcNow;
-        var routes = RouteRegistry.All().OrderBy(r => r.Table).Select(r => new RouteListing(
-            r.Id, r.Device, r.Gateway, $"0x{r.Mark:x}", r.Table, r.Mechanism,
-            r.Down ? "down" : RouteRegistry.IsAbandoned(r) ? "stale" : "up",
-            r.NetworkNamespace, r.Created, (long)(now - r.Created).TotalSeconds,
-            Teardown.Members(r).Select(ProcessInfo.Read).OfType<ProcessInfo>().Select(p => new ProcessListing(p.Pid, p.User, p.Command)).ToArray())).ToArray();
+        var routes = RouteListing.ReadAll(DateTimeOffset.UtcNow);
         if (json)
         {
             Console.WriteLine(JsonSerializer.Serialize(routes, LsJson.Default.RouteListingArray));
@@ -43,12 +42,14 @@ public static class LsCommand
             Console.WriteLine("no routes");
             return ExitCodes.Ok;
         }
-        Console.WriteLine($"{"ROUTE",-8} {"DEV",-10} {"GATEWAY",-26} {"MARK",-9} {"TABLE",-6} {"MECH",-7} {"STATE",-6} {"AGE",-7} PROCESSES");
+        Console.WriteLine($"{"ROUTE",-8} {"DEV",-10} {"GATEWAY",-26} {"MARK",-9} {"TABLE",-6} {"MECH",-7} {"STATE",-6} {"AGE",-6} {"OUT",-7} {"IN",-7} {"REFUSED",-8} PROCESSES");
         foreach (var r in routes)
         {
             string first = r.Processes.Length == 0 ? "-" : Describe(r.Processes[0]);
-            Console.WriteLine($"{r.Id,-8} {r.Device,-10} {r.Gateway ?? "-",-26} {r.Mark,-9} {r.Table,-6} {r.Mechanism,-7} {r.State,-6} {Age(r.AgeSeconds),-7} {first}");
-            foreach (var p in r.Processes.Skip(1)) Console.WriteLine($"{"",-86} {Describe(p)}");
+            var t = r.Traffic;
+            Console.WriteLine($"{r.Id,-8} {r.Device,-10} {r.Gateway ?? "-",-26} {r.Mark,-9} {r.Table,-6} {r.Mechanism,-7} {r.State,-6} {Age(r.AgeSeconds),-6} "
+                + $"{(t is null ? "-" : Units.Bytes(t.OutBytes)),-7} {(t is null ? "-" : Units.Bytes(t.InBytes)),-7} {(t is null ? "-" : Units.Count(t.RefusedPackets)),-8} {first}");
+            foreach (var p in r.Processes.Skip(1)) Console.WriteLine($"{"",-104} {Describe(p)}");
         }
         return ExitCodes.Ok;
     }
@@ -66,9 +67,51 @@ public static class LsCommand
 
 public sealed record ProcessListing(int Pid, string User, string Command);
 
+/// <summary>What a route's egress guard counted: through IFACE out and in, and the packets it refused.</summary>
+public sealed record TrafficListing(ulong OutPackets, ulong OutBytes, ulong InPackets, ulong InBytes, ulong RefusedPackets, ulong RefusedBytes);
+
 public sealed record RouteListing(
     string Id, string Device, string? Gateway, string Mark, uint Table, string Mechanism, string State,
-    string NetworkNamespace, DateTimeOffset Created, long AgeSeconds, ProcessListing[] Processes);
+    string NetworkNamespace, DateTimeOffset Created, long AgeSeconds, TrafficListing? Traffic, ProcessListing[] Processes)
+{
+    /// <summary>Every route of the journal, with its counters and processes as they are now (read-only).</summary>
+    public static RouteListing[] ReadAll(DateTimeOffset now) => RouteRegistry.All().OrderBy(r => r.Table).Select(r => new RouteListing(
+        r.Id, r.Device, r.Gateway, $"0x{r.Mark:x}", r.Table, r.Mechanism,
+        r.Down ? "down" : RouteRegistry.IsAbandoned(r) ? "stale" : "up",
+        r.NetworkNamespace, r.Created, (long)(now - r.Created).TotalSeconds, ReadTraffic(r),
+        Teardown.Members(r).Select(ProcessInfo.Read).OfType<ProcessInfo>().Select(p => new ProcessListing(p.Pid, p.User, p.Command)).ToArray())).ToArray();
+
+    private static TrafficListing? ReadTraffic(ActiveRoute route)
+    {
+        if (route.Cgroup is not { } cgroup) return null;
+        try
+        {
+            return RouteCounters.Read(cgroup) is { } c
+                ? new TrafficListing(c.OutPackets, c.OutBytes, c.InPackets, c.InBytes, c.RefusedPackets, c.RefusedBytes)
+                : null;
+        }
+        catch (KernelException)
+        {
+            return null; // the cgroup went while we looked: no counters to show
+        }
+    }
+}
+
+/// <summary>Sizes and counts for people: 999, 1.2k, 35M (bytes with B).</summary>
+internal static class Units
+{
+    public static string Bytes(double n) => Scaled(n) + "B";
+
+    public static string Count(double n) => Scaled(n);
+
+    private static string Scaled(double n)
+    {
+        string[] units = ["", "k", "M", "G", "T", "P"];
+        int u = 0;
+        while (n >= 999.5 && u < units.Length - 1) { n /= 1000; u++; }
+        return u == 0 ? n.ToString("0", CultureInfo.InvariantCulture) : n.ToString(n < 9.95 ? "0.0" : "0", CultureInfo.InvariantCulture) + units[u];
+    }
+}
 
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(RouteListing[]))]
