@@ -64,8 +64,6 @@ public static class DnsPlanner
             return $"DNS: nscd ({host.NscdDirectory}/socket) answers the program's lookups and sends its queries by the default route, not through {dev}; {Fix}";
         var modules = host.NsSwitch is null ? [] : NsSwitch.HostsModules(host.NsSwitch);
         string? daemon = modules.TakeWhile(m => m != "dns").FirstOrDefault(m => !NsSwitch.InProcess.Contains(m));
-        if (daemon == "resolve")
-            return $"DNS: /etc/nsswitch.conf hands lookups to systemd-resolved (hosts: ... resolve), which sends them by the default route, not through {dev}; {Fix}";
         string file = host.ResolvConfLink is { } l ? $"/etc/resolv.conf (-> {l})" : "/etc/resolv.conf";
         foreach (var server in ResolvConf.Nameservers(host.ResolvConf ?? ""))
         {
@@ -77,6 +75,8 @@ public static class DnsPlanner
             if (view.Links.FirstOrDefault(k => k.Index != route.Link.Index && !k.IsLoopback && OnLink(view, k.Index, server)) is { } other)
                 return $"DNS: {file} names {server}, on {other.Name}'s network, which {dev}'s route does not reach: lookups will fail; {Fix}";
         }
+        if (daemon == "resolve")
+            return $"DNS: /etc/nsswitch.conf hands lookups to systemd-resolved (hosts: ... resolve), which sends them by the default route, not through {dev}; {Fix}";
         if (daemon is not null)
             return $"DNS: /etc/nsswitch.conf hands lookups to '{daemon}' before dns, a daemon that sends them by its own route, not through {dev}; {Fix}";
         return null;
