@@ -40,7 +40,7 @@ public static class RunCommandDefinition
         HelpName = "USER",
     };
 
-    public static readonly Option<DnsRequest> Dns = new("--dns")
+    public static readonly Option<DnsRequest?> Dns = new("--dns")
     {
         Description = "DNS servers the program asks, through its route (repeatable, or comma-separated), with its own /etc/resolv.conf "
             + "and nsswitch.conf in a mount namespace of its own; 'host' keeps the host's resolver. "
@@ -50,7 +50,6 @@ public static class RunCommandDefinition
         HelpName = "IP[,IP]|host",
         Arity = ArgumentArity.OneOrMore,
         AllowMultipleArgumentsPerToken = false,
-        DefaultValueFactory = _ => DnsRequest.Default,
     };
 
     public static readonly Option<bool> DryRun = new("--dry-run")
@@ -106,7 +105,7 @@ public static class RunCommandDefinition
         return command;
     }
 
-    private static DnsRequest ParseDns(ArgumentResult result)
+    private static DnsRequest? ParseDns(ArgumentResult result)
     {
         var request = DnsRequest.Parse(result.Tokens.Select(t => t.Value).ToList(), out string? error);
         if (request is not null) return request;
