@@ -9,8 +9,9 @@ namespace Via.Tests.Kernel;
 /// files of /etc/netns/HOST/ over /etc, so the host namespace's /etc/resolv.conf names a local stub
 /// (127.0.0.53, a recording DNS server inside the host namespace, as systemd-resolved's would be)
 /// and its nsswitch.conf hands lookups to nss-resolve first. Nothing outside the namespaces and
-/// /etc/netns/HOST/ (removed afterwards, even on failure) is touched. via's state goes to a
-/// directory of this class's own, so "no file left behind" can be asserted.
+/// /etc/netns/HOST/ (removed afterwards, even on failure) is touched. via keeps its state in
+/// /run/via like the other kernel tests (route ids and cgroup names are unique only within one state
+/// directory), and no other code writes /run/via/dns, so "no file left behind" can be asserted there.
 /// </summary>
 public sealed class DnsFixture : IDisposable
 {
@@ -22,7 +23,8 @@ public sealed class DnsFixture : IDisposable
 
     public Topology Topology => _topology.Topology;
     public string EtcNetns { get; }
-    public string StateDirectory { get; } = Path.Combine(Path.GetTempPath(), $"via-dns-test-{Environment.ProcessId}");
+    /// <summary>Scratch files of the tests (not via's).</summary>
+    public string TempDirectory { get; } = Path.Combine(Path.GetTempPath(), $"via-dns-test-{Environment.ProcessId}");
 
     public DnsFixture()
     {
@@ -33,7 +35,7 @@ public sealed class DnsFixture : IDisposable
             Directory.CreateDirectory(EtcNetns);
             File.WriteAllText(Path.Combine(EtcNetns, "resolv.conf"), HostResolvConf);
             File.WriteAllText(Path.Combine(EtcNetns, "nsswitch.conf"), HostNsSwitch);
-            Directory.CreateDirectory(StateDirectory);
+            Directory.CreateDirectory(TempDirectory);
             Topology.Serve(Topology.Host, ViaBinary.Path, "stub", ["--port", "0", "--dns", "127.0.0.53"]);
         }
         catch
@@ -48,7 +50,7 @@ public sealed class DnsFixture : IDisposable
         _topology.Dispose();
         if (EtcNetns is not null && Directory.Exists(EtcNetns)) Directory.Delete(EtcNetns, recursive: true);
         if (_madeEtcNetns && Directory.Exists("/etc/netns") && !Directory.EnumerateFileSystemEntries("/etc/netns").Any()) Directory.Delete("/etc/netns");
-        if (Directory.Exists(StateDirectory)) Directory.Delete(StateDirectory, recursive: true);
+        if (Directory.Exists(TempDirectory)) Directory.Delete(TempDirectory, recursive: true);
     }
 }
 
@@ -64,19 +66,21 @@ public sealed class DnsTests(DnsFixture fixture, ITestOutputHelper output) : ICl
     private readonly byte[] _resolvConf = File.ReadAllBytes("/etc/resolv.conf");
     private readonly byte[] _nsSwitch = File.ReadAllBytes("/etc/nsswitch.conf");
 
-    /// <summary>After every test: the host's files byte for byte, and nothing left in via's state directory but its lock and routes.</summary>
+    /// <summary>After every test: the host's files byte for byte, and none of via's resolver files left.</summary>
     public void Dispose()
     {
         Assert.Equal(_resolvConf, File.ReadAllBytes("/etc/resolv.conf"));
         Assert.Equal(_nsSwitch, File.ReadAllBytes("/etc/nsswitch.conf"));
         Assert.Equal(DnsFixture.HostResolvConf, File.ReadAllText(Path.Combine(fixture.EtcNetns, "resolv.conf")));
         Assert.Equal(DnsFixture.HostNsSwitch, File.ReadAllText(Path.Combine(fixture.EtcNetns, "nsswitch.conf")));
-        Assert.False(Directory.Exists(Path.Combine(fixture.StateDirectory, "dns")), "via left its resolver files in " + fixture.StateDirectory);
+        Assert.False(Directory.Exists(ResolverFiles), "via left its resolver files in " + ResolverFiles);
     }
+
+    private static string ResolverFiles => global::Via.Mechanisms.Dns.PrivateResolverFiles.Root;
 
     private (int Code, string Out, string Err) Via(IEnumerable<string> args, bool stage = false)
     {
-        var r = T.InHost(["env", "VIA_STATE_DIR=" + fixture.StateDirectory, .. stage ? ["VIA_LAUNCHER=stage"] : Array.Empty<string>(), ViaBinary.Path, .. args], Kernel.Via.Timeout);
+        var r = T.InHost(["env", .. stage ? ["VIA_LAUNCHER=stage"] : Array.Empty<string>(), ViaBinary.Path, .. args], Kernel.Via.Timeout);
         output.WriteLine($"via {string.Join(' ', args)}{(stage ? " (launcher stage)" : "")}\n-> {r.Code}\nstdout: {r.Out}\nstderr: {r.Err}");
         return r;
     }
@@ -197,27 +201,37 @@ public sealed class DnsTests(DnsFixture fixture, ITestOutputHelper output) : ICl
     [RootFact]
     public void Nscd_is_hidden_from_the_program()
     {
-        // nscd's socket directory, made in a private mount namespace of the test's (a tmpfs over /run), never on the host.
-        var r = T.InHost(["unshare", "-m", "--propagation", "private", "sh", "-c",
-            $"mount -t tmpfs none /run && mkdir /run/nscd && touch /run/nscd/socket && " +
-            $"VIA_STATE_DIR={fixture.StateDirectory} {ViaBinary.Path} run --dev up2 --dns {Topology.Server4} -- ls -A /run/nscd; echo status=$?; ls -A /run/nscd"]);
-        output.WriteLine($"{r.Code}\n{r.Out}\n{r.Err}");
-        Assert.Equal("status=0\nsocket\n", r.Out); // the program saw an empty directory; the socket is still there for everyone else
-        var warned = T.InHost(["unshare", "-m", "--propagation", "private", "sh", "-c",
-            $"mount -t tmpfs none /run && mkdir /run/nscd && touch /run/nscd/socket && VIA_STATE_DIR={fixture.StateDirectory} {ViaBinary.Path} run --dev up2 -- true"]);
-        Assert.Contains("via: DNS: nscd (/run/nscd/socket)", Assert.Single(warned.Err.Trim().Split('\n')));
+        // nscd's socket directory, made in a private mount namespace of the test's: a tmpfs over /run
+        // holding run/nscd/socket and, bound in, via's own /run/via. Never on the host.
+        string run = Path.Combine(fixture.TempDirectory, "run");
+        Directory.CreateDirectory(run);
+        string setUp = $"mount -t tmpfs none {run} && mkdir {run}/nscd {run}/via && touch {run}/nscd/socket && mount --rbind /run/via {run}/via && mount --rbind {run} /run";
+        try
+        {
+            var r = T.InHost(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                $"{setUp} && {ViaBinary.Path} run --dev up2 --dns {Topology.Server4} -- ls -A /run/nscd; echo status=$?; ls -A /run/nscd"]);
+            output.WriteLine($"{r.Code}\n{r.Out}\n{r.Err}");
+            Assert.Equal("status=0\nsocket\n", r.Out); // the program saw an empty directory; the socket is still there for everyone else
+            var warned = T.InHost(["unshare", "-m", "--propagation", "private", "sh", "-c", $"{setUp} && {ViaBinary.Path} run --dev up2 -- true"]);
+            output.WriteLine(warned.Err);
+            Assert.Contains("via: DNS: nscd (/run/nscd/socket)", Assert.Single(warned.Err.Trim().Split('\n')));
+        }
+        finally
+        {
+            Directory.Delete(run, recursive: true);
+        }
     }
 
     [RootFact]
     public void A_resolver_on_the_other_uplinks_network_is_named_in_the_warning()
     {
         // The home-router case: resolv.conf names 10.1.0.1, on up1's network, which up2's route does not reach.
-        string file = Path.Combine(fixture.StateDirectory, "router-resolv.conf");
+        string file = Path.Combine(fixture.TempDirectory, "router-resolv.conf");
         File.WriteAllText(file, "nameserver 10.1.0.1\n");
         try
         {
             var r = T.InHost(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                $"mount --bind {file} /etc/resolv.conf && VIA_STATE_DIR={fixture.StateDirectory} {ViaBinary.Path} run --dev up2 -- true"]);
+                $"mount --bind {file} /etc/resolv.conf && {ViaBinary.Path} run --dev up2 -- true"]);
             output.WriteLine(r.Err);
             Assert.Equal(0, r.Code);
             var line = Assert.Single(r.Err.Trim().Split('\n'));
@@ -234,15 +248,15 @@ public sealed class DnsTests(DnsFixture fixture, ITestOutputHelper output) : ICl
     {
         // systemd-resolved's layout, built in a private mount namespace: /etc a copy on a tmpfs, whose
         // resolv.conf is a symlink to a stub file elsewhere.
-        string dir = Path.Combine(fixture.StateDirectory, "resolved");
+        string dir = Path.Combine(fixture.TempDirectory, "resolved");
         Directory.CreateDirectory(dir);
         try
         {
             var r = T.InHost(["unshare", "-m", "--propagation", "private", "sh", "-c",
                 $"mkdir {dir}/etc && cp -a /etc/. {dir}/etc/ && mount --bind {dir}/etc /etc && rm /etc/resolv.conf && " +
                 $"printf 'nameserver 127.0.0.53\\n' > {dir}/stub-resolv.conf && ln -s {dir}/stub-resolv.conf /etc/resolv.conf && " +
-                $"VIA_STATE_DIR={fixture.StateDirectory} {ViaBinary.Path} run --dev up2 --dns {Topology.Server4} -- cat /etc/resolv.conf && echo --- && cat {dir}/stub-resolv.conf && " +
-                $"VIA_STATE_DIR={fixture.StateDirectory} {ViaBinary.Path} run --dev up2 -- true"]);
+                $"{ViaBinary.Path} run --dev up2 --dns {Topology.Server4} -- cat /etc/resolv.conf && echo --- && cat {dir}/stub-resolv.conf && " +
+                $"{ViaBinary.Path} run --dev up2 -- true"]);
             output.WriteLine($"{r.Code}\n{r.Out}\n{r.Err}");
             Assert.Equal(0, r.Code);
             var parts = r.Out.Split("---\n");
@@ -261,8 +275,8 @@ public sealed class DnsTests(DnsFixture fixture, ITestOutputHelper output) : ICl
     {
         // Through the launcher stage the files exist until the program exits: SIGINT to via, forwarded, must still remove them.
         using var via = Kernel.Via.Start(T, ["run", "--dev", "up2", "--dns", Topology.Server4, "--", "sleep", "30"],
-            new Dictionary<string, string> { ["VIA_STATE_DIR"] = fixture.StateDirectory, ["VIA_LAUNCHER"] = "stage" });
-        string dns = Path.Combine(fixture.StateDirectory, "dns");
+            new Dictionary<string, string> { ["VIA_LAUNCHER"] = "stage" });
+        string dns = ResolverFiles;
         var until = DateTime.UtcNow.AddSeconds(20);
         while (!(Directory.Exists(dns) && Directory.EnumerateFiles(dns, "*", SearchOption.AllDirectories).Any()) && DateTime.UtcNow < until) Thread.Yield();
         Assert.True(Directory.Exists(dns), "the launcher stage never wrote its resolver files");
