@@ -1,3 +1,4 @@
+using Via.Kernel.Processes;
 using Via.Mechanisms.Changes;
 
 namespace Via.Mechanisms;
@@ -9,12 +10,19 @@ namespace Via.Mechanisms;
 /// <param name="DeviceIndex">The index of the route's interface (IFACE).</param>
 public sealed record TagRequest(string RouteId, uint Mark, HostView Host, int DeviceIndex);
 
-/// <summary>How the launcher stage places the program before execve (it runs as root, before dropping privileges).</summary>
-/// <param name="Cgroup">A cgroup directory the launcher moves itself into.</param>
+/// <summary>
+/// How to place the program before execve, as root, before dropping privileges. One description,
+/// two executors: the clone3 child (Spawn) and the launcher stage (via __launch) both carry out all of it.
+/// </summary>
+/// <param name="Cgroup">A cgroup directory the program starts in.</param>
 /// <param name="Environment">Variables to set for the program (e.g. LD_PRELOAD for the preload mechanism).</param>
-public sealed record LaunchSpec(string? Cgroup, IReadOnlyDictionary<string, string> Environment)
+/// <param name="Mounts">Bind mounts made in a mount namespace of the program's own (e.g. its private
+/// /etc/resolv.conf, see --dns); none means the program shares via's mount namespace.</param>
+public sealed record LaunchSpec(string? Cgroup, IReadOnlyDictionary<string, string> Environment, IReadOnlyList<BindMount>? Mounts = null)
 {
     public static readonly IReadOnlyDictionary<string, string> NoEnvironment = new Dictionary<string, string>();
+
+    public IReadOnlyList<BindMount> Mounts { get; init; } = Mounts ?? [];
 }
 
 /// <summary>

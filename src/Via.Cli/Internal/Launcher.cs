@@ -20,6 +20,12 @@ public static class Launcher
     {
         args.Add(Verb);
         if (spec.Cgroup is { } cg) { args.Add("--cgroup"); args.Add(cg); }
+        // Read before main by the native part (via_spawn.c, via_launch_premain), which makes them.
+        foreach (var m in spec.Mounts)
+        {
+            args.Add("--mount-from"); args.Add(m.Source);
+            args.Add("--mount-on"); args.Add(m.Target);
+        }
         if (who is not null)
         {
             args.Add("--uid"); args.Add(who.Uid.ToString(CultureInfo.InvariantCulture));
@@ -36,6 +42,8 @@ public static class Launcher
         string? cgroup = null;
         uint? uid = null, gid = null;
         uint[] groups = [];
+        var mounts = new List<BindMount>();
+        string? mountFrom = null;
         int i = 0;
         for (; i < args.Length && args[i] != "--"; i += 2)
         {
@@ -44,6 +52,8 @@ public static class Launcher
             switch (args[i])
             {
                 case "--cgroup": cgroup = value; break;
+                case "--mount-from": mountFrom = value; break;
+                case "--mount-on" when mountFrom is not null: mounts.Add(new BindMount(mountFrom, value)); mountFrom = null; break;
                 case "--uid": uid = uint.Parse(value, CultureInfo.InvariantCulture); break;
                 case "--gid": gid = uint.Parse(value, CultureInfo.InvariantCulture); break;
                 case "--groups": groups = value.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(g => uint.Parse(g, CultureInfo.InvariantCulture)).ToArray(); break;
@@ -55,6 +65,14 @@ public static class Launcher
         string[] argv = args[(i + 2)..].ToArray();
         if (argv.Length == 0) argv = [path];
 
+        try
+        {
+            Spawn.CheckLauncherMounts(mounts);
+        }
+        catch (Exception e) when (e is KernelException or InvalidOperationException)
+        {
+            return Say.Error($"could not give the program its own resolver files: {e.Message}");
+        }
         try
         {
             if (cgroup is not null) Cgroup2.JoinSelf(cgroup);

@@ -9,6 +9,12 @@
 // Linked statically into the NativeAOT binary (see Via.Cli.csproj); called through
 // Via.Kernel.Processes.Spawn. Kernels before 5.7 answer ENOSYS or EINVAL, and via falls back to its
 // launcher stage.
+//
+// Private mounts (the program's own /etc/resolv.conf and /etc/nsswitch.conf, see --dns) need a
+// mount namespace of the program's own. unshare(CLONE_NEWNS) implies CLONE_FS, which the kernel
+// refuses (EINVAL) to a process whose threads share their fs_struct: every .NET process. So both
+// executors do it where only one thread exists: the clone3 child below, and, for the launcher
+// stage, a constructor that runs before the .NET runtime starts its threads (via_launch_premain).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -16,19 +22,77 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+// Gives the calling (single-threaded) process a mount namespace of its own, in which nothing
+// propagates back to the host (MS_SLAVE, as 'ip netns exec' does), and bind-mounts from[i] on on[i]
+// (mount(2) follows a symlinked target, e.g. /etc/resolv.conf -> systemd-resolved's stub file).
+// Returns 0, or -errno with *failed_index the mount that failed (-1: the namespace itself).
+// Async-signal-safe: runs between clone3 and execve.
+static int private_mounts(int n, char *const from[], char *const on[], int *failed_index)
+{
+    *failed_index = -1;
+    if (n <= 0) return 0;
+    if (syscall(SYS_unshare, CLONE_NEWNS) < 0) return -errno;
+    if (mount("none", "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) return -errno;
+    for (int i = 0; i < n; i++) {
+        if (mount(from[i], on[i], NULL, MS_BIND, NULL) < 0) {
+            *failed_index = i;
+            return -errno;
+        }
+    }
+    return 0;
+}
+
+// The launcher stage ('via __launch --mount-from SRC --mount-on DST ... -- PROGRAM'): its private
+// mounts are made here, before main, while the process has one thread; the managed launcher asks
+// via_launch_mounts() how it went. Other invocations of via are not touched.
+static int premain_requested = 0, premain_errno = 0, premain_index = -1;
+
+__attribute__((constructor)) static void via_launch_premain(int argc, char **argv, char **envp)
+{
+    (void)envp;
+    if (argc < 2 || argv == NULL || strcmp(argv[1], "__launch") != 0) return;
+    char *from[64], *on[64];
+    int n = 0;
+    char *pending = NULL;
+    for (int i = 2; i + 1 < argc && strcmp(argv[i], "--") != 0; i += 2) {
+        if (strcmp(argv[i], "--mount-from") == 0) pending = argv[i + 1];
+        else if (strcmp(argv[i], "--mount-on") == 0 && pending != NULL && n < 64) {
+            from[n] = pending;
+            on[n++] = argv[i + 1];
+            pending = NULL;
+        }
+    }
+    if (n == 0) return;
+    premain_requested = n;
+    int r = private_mounts(n, from, on, &premain_index);
+    premain_errno = r < 0 ? -r : 0;
+}
+
+// How the launcher stage's private mounts went: the number made (0 if none were asked for), or -1
+// with *failed_errno and *failed_index (-1: the namespace) set.
+int via_launch_mounts(int *failed_errno, int *failed_index)
+{
+    *failed_errno = premain_errno;
+    *failed_index = premain_index;
+    return premain_errno != 0 ? -1 : premain_requested;
+}
+
 // Returns the child's pid, or -errno if no child was made. If the child failed before the program
-// ran, *failed_stage says where (1: credentials, 2: execve) and *failed_errno why; the child has
-// then exited with 127 and the caller reaps it.
+// ran, *failed_stage says where (1: credentials, 2: execve, 3: private mounts, *failed_index
+// which one) and *failed_errno why; the child has then exited with 127 and the caller reaps it.
 int via_spawn(int cgroup_fd, const char *path, char *const argv[], char *const envp[],
               int set_ids, unsigned uid, unsigned gid, int ngroups, const unsigned *groups,
-              int *failed_stage, int *failed_errno)
+              int nmounts, char *const mount_from[], char *const mount_on[],
+              int *failed_stage, int *failed_errno, int *failed_index)
 {
     int pipefd[2];
     *failed_stage = 0;
     *failed_errno = 0;
+    *failed_index = -1;
     if (pipe2(pipefd, O_CLOEXEC) < 0) return -errno;
 
     // Block every signal across the clone: the child must not run the runtime's handlers.
@@ -51,7 +115,15 @@ int via_spawn(int cgroup_fd, const char *path, char *const argv[], char *const e
         for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, NULL); // also undoes the runtime's SIG_IGN of SIGPIPE
         sigset_t none;
         sigemptyset(&none);
-        int report[2] = {0, 0};
+        int report[3] = {0, 0, -1};
+        // Mounts first, as root, before the credentials are dropped.
+        int r = private_mounts(nmounts, mount_from, mount_on, &report[2]);
+        if (r < 0) {
+            report[0] = 3;
+            report[1] = -r;
+            (void)!write(pipefd[1], report, sizeof report);
+            _exit(127);
+        }
         // Raw syscalls, not glibc's setgroups/setresuid: those broadcast the change to every thread
         // the parent had (SIGSETXID) and wait for answers that never come in a forked child.
         if (set_ids && (syscall(SYS_setgroups, (size_t)ngroups, groups) < 0 ||
@@ -75,13 +147,14 @@ int via_spawn(int cgroup_fd, const char *path, char *const argv[], char *const e
         close(pipefd[0]);
         return -saved;
     }
-    int report[2] = {0, 0};
+    int report[3] = {0, 0, -1};
     ssize_t n;
     do n = read(pipefd[0], report, sizeof report); while (n < 0 && errno == EINTR);
     close(pipefd[0]);
     if (n == (ssize_t)sizeof report) {
         *failed_stage = report[0];
         *failed_errno = report[1];
+        *failed_index = report[2];
     }
     return (int)pid;
 }

@@ -3,6 +3,9 @@ using Via.Kernel.Interop;
 
 namespace Via.Kernel.Processes;
 
+/// <summary>A bind mount made in the program's own mount namespace just before execve (mount --bind Source Target).</summary>
+public readonly record struct BindMount(string Source, string Target);
+
 /// <summary>
 /// Starts a program born inside a cgroup (clone3 with CLONE_INTO_CGROUP, in native code: see
 /// Native/via_spawn.c), as a given user, and waits for it.
@@ -10,14 +13,46 @@ namespace Via.Kernel.Processes;
 public static unsafe partial class Spawn
 {
     /// <summary>Where the child failed before the program ran.</summary>
-    public enum Stage { None = 0, Credentials = 1, Exec = 2 }
+    public enum Stage { None = 0, Credentials = 1, Exec = 2, Mounts = 3 }
 
     /// <param name="Pid">The child's pid (to wait for, even when it failed).</param>
-    public sealed record Started(int Pid, Stage FailedAt, int Errno);
+    /// <param name="FailedMount">With <see cref="Stage.Mounts"/>: the bind mount that failed, or -1 for the mount namespace itself.</param>
+    public sealed record Started(int Pid, Stage FailedAt, int Errno, int FailedMount = -1);
 
     [LibraryImport("via_native", EntryPoint = "via_spawn")]
     private static partial int via_spawn(int cgroupFd, byte* path, byte** argv, byte** envp,
-        int setIds, uint uid, uint gid, int ngroups, uint* groups, int* failedStage, int* failedErrno);
+        int setIds, uint uid, uint gid, int ngroups, uint* groups,
+        int nmounts, byte** mountFrom, byte** mountOn, int* failedStage, int* failedErrno, int* failedIndex);
+
+    [LibraryImport("via_native", EntryPoint = "via_launch_mounts")]
+    private static partial int via_launch_mounts(int* failedErrno, int* failedIndex);
+
+    /// <summary>
+    /// In the launcher stage: how its private mounts went. They are made before main by a native
+    /// constructor (see via_spawn.c: a .NET process has threads, and unshare(CLONE_NEWNS) needs a
+    /// single-threaded one). Throws if they failed, or were asked for but not made (a build without the native part).
+    /// </summary>
+    public static void CheckLauncherMounts(IReadOnlyList<BindMount> mounts)
+    {
+        if (mounts.Count == 0) return;
+        int made, errno = 0, index = -1;
+        try
+        {
+            made = via_launch_mounts(&errno, &index);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            throw new InvalidOperationException("this build of via has no native part (via_spawn.c), so it cannot give the program private mounts");
+        }
+        if (made < 0) throw MountFailure(mounts, index, errno);
+        if (made != mounts.Count) throw new InvalidOperationException($"the launcher made {made} of {mounts.Count} private mounts");
+    }
+
+    /// <summary>The error for a failed private mount: which one, and why.</summary>
+    public static KernelException MountFailure(IReadOnlyList<BindMount> mounts, int index, int errno) =>
+        index >= 0 && index < mounts.Count
+            ? new KernelException("mount --bind", $"{mounts[index].Source} {mounts[index].Target}", errno)
+            : new KernelException("unshare(CLONE_NEWNS)", "the program's mount namespace", errno);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int waitpid(int pid, int* status, int options);
@@ -26,19 +61,23 @@ public static unsafe partial class Spawn
     /// Starts <paramref name="path"/> in the cgroup. Null when this binary or kernel cannot
     /// (no native part in a JIT build; clone3 or CLONE_INTO_CGROUP unsupported): use the launcher stage then.
     /// </summary>
-    public static Started? TryStart(string cgroup, string path, IReadOnlyList<string> argv, IReadOnlyList<string> environment, Credentials? who)
+    public static Started? TryStart(string cgroup, string path, IReadOnlyList<string> argv, IReadOnlyList<string> environment, Credentials? who,
+        IReadOnlyList<BindMount>? mounts = null)
     {
+        mounts ??= [];
         using var dir = Cgroups.Cgroup2.OpenDirectory(cgroup);
         using var args = new NativeStrings(argv);
         using var env = new NativeStrings(environment);
         using var file = new NativeStrings([path]);
+        using var from = new NativeStrings(mounts.Select(m => m.Source).ToList());
+        using var on = new NativeStrings(mounts.Select(m => m.Target).ToList());
         uint[] groups = who?.Groups ?? [];
-        int stage = 0, errno = 0, pid;
+        int stage = 0, errno = 0, index = -1, pid;
         try
         {
             fixed (uint* g = groups)
                 pid = via_spawn(dir.Value, file.Pointer[0], args.Pointer, env.Pointer, who is null ? 0 : 1,
-                    who?.Uid ?? 0, who?.Gid ?? 0, groups.Length, g, &stage, &errno);
+                    who?.Uid ?? 0, who?.Gid ?? 0, groups.Length, g, mounts.Count, from.Pointer, on.Pointer, &stage, &errno, &index);
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
@@ -46,7 +85,7 @@ public static unsafe partial class Spawn
         }
         if (pid == -Errno.ENOSYS || pid == -Errno.EINVAL) return null;
         if (pid < 0) throw new KernelException("clone3(CLONE_INTO_CGROUP)", cgroup, -pid);
-        return new Started(pid, (Stage)stage, errno);
+        return new Started(pid, (Stage)stage, errno, index);
     }
 
     /// <summary>Waits for the child; its exit code, or 128 + N if signal N killed it (as a shell reports it).</summary>

@@ -9,7 +9,9 @@ namespace Via.Cli.Commands.Demo;
 ///   PFX-host: up1 10.1.0.2/24 fd01::2/64 (main default route)    up2 10.2.0.2/24 fd02::2/64 (default route in table 200)
 ///   PFX-isp1: wan 10.1.0.1 fd01::1        PFX-isp2: wan 10.2.0.1 fd02::1
 ///   each isp: 198.51.100.1 and 2001:db8:100::1 on lo, and a server on port 8080 that answers
-///             "ispN PEER-ADDRESS": which uplink a connection came through, and from which source.
+///             "ispN PEER-ADDRESS": which uplink a connection came through, and from which source;
+///             the same server answers DNS on port 53 of both addresses (svc.via.test), logging
+///             "dns ispN PEER svc.via.test A": which way a lookup went.
 /// </code>
 /// The same server address behind both uplinks makes the answer name the path actually taken.
 /// Built with iproute2 (scaffolding, not via's own work); never touches the root namespace's network.
@@ -88,10 +90,20 @@ public sealed class Topology : IDisposable
     {
         string name = $"isp{k}";
         var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "netns", "exec", Isp(k), viaPath, "__serve", "--name", name, "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--udp", Server4, "--udp", Server6 })
+        Serve(Isp(k), viaPath, name, ["--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--udp", Server4, "--udp", Server6, "--dns", Server4, "--dns", Server6]);
+    }
+
+    /// <summary>
+    /// Starts 'via __serve --name NAME ARGS' in namespace <paramref name="ns"/>, stopped with the topology;
+    /// its log is <see cref="ServerLog(string)"/>(NAME). Returns once it listens.
+    /// </summary>
+    public void Serve(string ns, string viaPath, string name, IEnumerable<string> args)
+    {
+        var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "netns", "exec", ns, viaPath, "__serve", "--name", name }.Concat(args))
             start.ArgumentList.Add(a);
-        var server = Process.Start(start) ?? throw new InvalidOperationException("could not start the server in " + Isp(k));
-        _servers.Add(server);
+        var server = Process.Start(start) ?? throw new InvalidOperationException("could not start the server in " + ns);
+        lock (_servers) _servers.Add(server);
         var log = _logs.GetOrAdd(name, _ => new ConcurrentQueue<string>());
         using var ready = new ManualResetEventSlim();
         server.OutputDataReceived += (_, e) =>
@@ -102,11 +114,14 @@ public sealed class Topology : IDisposable
         };
         server.BeginOutputReadLine();
         if (!ready.Wait(TimeSpan.FromSeconds(20), _cancel))
-            throw new InvalidOperationException($"server in {Isp(k)} did not start{(server.HasExited ? ": " + server.StandardError.ReadToEnd() : "")}");
+            throw new InvalidOperationException($"server {name} in {ns} did not start{(server.HasExited ? ": " + server.StandardError.ReadToEnd() : "")}");
     }
 
     /// <summary>Connections and datagrams the server behind uplink <paramref name="k"/> has answered ("tcp isp1 10.1.0.2").</summary>
-    public IReadOnlyList<string> ServerLog(int k) => _logs.TryGetValue($"isp{k}", out var q) ? [.. q] : [];
+    public IReadOnlyList<string> ServerLog(int k) => ServerLog($"isp{k}");
+
+    /// <summary>What the server named <paramref name="name"/> has answered.</summary>
+    public IReadOnlyList<string> ServerLog(string name) => _logs.TryGetValue(name, out var q) ? [.. q] : [];
 
     /// <summary>Runs ip(8) and throws with its message if it fails.</summary>
     public static void Ip(params string[] args) => Ip(CancellationToken.None, args);
@@ -148,7 +163,9 @@ public sealed class Topology : IDisposable
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-        foreach (var s in _servers)
+        List<Process> servers;
+        lock (_servers) servers = [.. _servers];
+        foreach (var s in servers)
         {
             try { s.Kill(entireProcessTree: true); s.WaitForExit(2000); } catch (InvalidOperationException) { }
             s.Dispose();

@@ -5,7 +5,9 @@ using Via.Kernel;
 using Via.Kernel.Processes;
 using Via.Mechanisms;
 using Via.Mechanisms.Cgroup;
+using Via.Mechanisms.Dns;
 using Via.Planning;
+using Via.Planning.Dns;
 
 namespace Via.Cli.Commands.Run;
 
@@ -35,6 +37,7 @@ public static class RunCommand
 
         using var signals = new SignalForwarder();
         ActiveRoute active;
+        DnsPlan dns;
         try
         {
             var space = Settings.Load().Numbers;
@@ -45,17 +48,23 @@ public static class RunCommand
                 return Planner.Make(request, resolved, view, mechanism, numbers, Planner.RouteId(numbers));
             }
 
+            // Names resolve through the route (DESIGN.md point 7): decided, like the route, before anything changes.
+            DnsPlan Dns(HostView view, ResolvedRoute resolved) =>
+                DnsPlanner.Decide(o.Dns, HostResolver.Read(resolved.Link.Index, resolved.Link.Name), resolved, view, DateTimeOffset.UtcNow);
+
             using var host = new Host();
             if (o.DryRun)
             {
                 var view = HostView.Read(host);
-                PlanPrinter.Print(NewPlan(view, RouteResolver.Resolve(request, view)), o.Command, who, o.Json);
+                var resolved = RouteResolver.Resolve(request, view);
+                PlanPrinter.Print(NewPlan(view, resolved), o.Command, who, o.Json, Dns(view, resolved));
                 return ExitCodes.Ok;
             }
             using (RouteRegistry.Lock())
             {
                 var view = HostView.Read(host);
                 var resolved = RouteResolver.Resolve(request, view);
+                dns = Dns(view, resolved);
                 string key = Planner.Key(Namespaces.CurrentNetwork(), mechanism, resolved, request);
                 if (RouteRegistry.FindShared(key) is { } shared)
                 {
@@ -101,6 +110,9 @@ public static class RunCommand
             return Say.Error(e.Message);
         }
 
+        if (dns.Warning is { } warning) Console.Error.WriteLine("via: " + warning);
+        if (o.Verbose) Console.Error.WriteLine("via: DNS: " + dns.Describe());
+
         int status;
         if (signals.Received is { } early)
         {
@@ -110,7 +122,7 @@ public static class RunCommand
         {
             try
             {
-                status = Launch(active, path, o.Command, who, signals);
+                status = Launch(active, path, o.Command, who, signals, dns.Private);
             }
             catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException or ViaException or KernelException)
             {
@@ -152,6 +164,19 @@ public static class RunCommand
         _ => "",
     };
 
+    private static PrivateResolverFiles? WriteResolverFiles(PrivateResolver? resolver)
+    {
+        if (resolver is null) return null;
+        try
+        {
+            return resolver.Write();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ViaException($"could not write the program's resolver files under {PrivateResolverFiles.Root}: {e.Message}");
+        }
+    }
+
     /// <summary>--user, else the user who ran sudo, else whoever we are (root).</summary>
     private static Credentials? ResolveUser(string? user)
     {
@@ -165,9 +190,12 @@ public static class RunCommand
         return null; // keep our own identity
     }
 
-    private static int Launch(ActiveRoute route, string path, string[] command, Credentials? who, SignalForwarder signals)
+    private static int Launch(ActiveRoute route, string path, string[] command, Credentials? who, SignalForwarder signals, PrivateResolver? resolver)
     {
-        var spec = new LaunchSpec(route.Cgroup is { } cg ? CgroupPaths.Resolve(cg) : null, LaunchSpec.NoEnvironment);
+        // The program's own resolver files, removed on every way out of here (the program's mounts
+        // hold them once it has exec'd; a SIGINT to via is forwarded, never fatal, so this runs).
+        using var resolverFiles = WriteResolverFiles(resolver);
+        var spec = new LaunchSpec(route.Cgroup is { } cg ? CgroupPaths.Resolve(cg) : null, LaunchSpec.NoEnvironment, resolverFiles?.Mounts);
         var environment = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
             environment[(string)e.Key] = (string?)e.Value ?? "";
@@ -182,8 +210,9 @@ public static class RunCommand
         // Fast path: the program is born in the cgroup (clone3). Else (kernels before 5.7, or
         // VIA_LAUNCHER=stage to test it) the launcher stage moves itself in, then execs.
         bool useLauncher = Environment.GetEnvironmentVariable("VIA_LAUNCHER") == "stage";
-        if (!useLauncher && spec.Cgroup is { } cgroup && Spawn.TryStart(cgroup, path, command, environment.Select(e => $"{e.Key}={e.Value}").ToList(), who) is { } started)
+        if (!useLauncher && spec.Cgroup is { } cgroup && Spawn.TryStart(cgroup, path, command, environment.Select(e => $"{e.Key}={e.Value}").ToList(), who, spec.Mounts) is { } started)
         {
+            resolverFiles?.Dispose(); // exec'd (or failed): the files are needed no longer
             signals.Target = started.Pid;
             int status = Spawn.Wait(started.Pid);
             signals.Target = 0;
@@ -191,6 +220,7 @@ public static class RunCommand
             {
                 Spawn.Stage.Exec when started.Errno == Errno.ENOENT => Say.Error($"{command[0]}: command not found", ExitCodes.NotFound),
                 Spawn.Stage.Exec => Say.Error($"{command[0]}: cannot execute: {new KernelException("execve", path, started.Errno).Message}", ExitCodes.CannotExecute),
+                Spawn.Stage.Mounts => Say.Error($"could not give the program its own resolver files: {Spawn.MountFailure(spec.Mounts, started.FailedMount, started.Errno).Message}"),
                 Spawn.Stage.Credentials => Say.Error($"cannot run the program as {who?.Describe()}: {new KernelException("setresuid", who?.Name ?? "", started.Errno).Message}"),
                 _ => status,
             };

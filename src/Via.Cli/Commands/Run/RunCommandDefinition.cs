@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Net;
+using Via.Planning.Dns;
 
 namespace Via.Cli.Commands.Run;
 
@@ -39,6 +40,18 @@ public static class RunCommandDefinition
         HelpName = "USER",
     };
 
+    public static readonly Option<DnsRequest?> Dns = new("--dns")
+    {
+        Description = "DNS servers the program asks, through its route (repeatable, or comma-separated), with its own /etc/resolv.conf "
+            + "and nsswitch.conf in a mount namespace of its own; 'host' keeps the host's resolver. "
+            + "Default: the interface's own servers when the host knows them (systemd-networkd, NetworkManager, dhclient), "
+            + "else the host's resolver, with a warning if it would send lookups by the default route or cannot be reached.",
+        CustomParser = ParseDns,
+        HelpName = "IP[,IP]|host",
+        Arity = ArgumentArity.OneOrMore,
+        AllowMultipleArgumentsPerToken = false,
+    };
+
     public static readonly Option<bool> DryRun = new("--dry-run")
     {
         Description = "Print the plan (each step as its ip/bpftool equivalent) and change nothing. Needs no root.",
@@ -72,10 +85,11 @@ public static class RunCommandDefinition
               sudo via run --dev eth1 -- curl https://example.org
               sudo via run --dev eth1 --gateway 192.168.2.1 --src 192.168.2.7 -- ./my-go-service
               sudo via run --dev wg0 --user alice -- firefox
+              sudo via run --dev eth1 --dns 9.9.9.9,2620:fe::fe -- curl https://example.org   # names resolved through eth1
               via run --dev eth1 --dry-run -- curl https://example.org     # print the plan only
             """)
         {
-            Dev, Gateway, Source, Table, User, DryRun, Json, Verbose, Command,
+            Dev, Gateway, Source, Table, User, Dns, DryRun, Json, Verbose, Command,
         };
         command.SetAction(parse => Say.Guard(() => RunCommand.Execute(new RunOptions(
             parse.GetValue(Dev)!,
@@ -83,11 +97,20 @@ public static class RunCommandDefinition
             parse.GetValue(Source),
             parse.GetValue(Table),
             parse.GetValue(User),
+            parse.GetValue(Dns) ?? DnsRequest.Default,
             parse.GetValue(DryRun),
             parse.GetValue(Json),
             parse.GetValue(Verbose),
             parse.GetValue(Command) ?? []))));
         return command;
+    }
+
+    private static DnsRequest? ParseDns(ArgumentResult result)
+    {
+        var request = DnsRequest.Parse(result.Tokens.Select(t => t.Value).ToList(), out string? error);
+        if (request is not null) return request;
+        result.AddError(error!);
+        return DnsRequest.Default;
     }
 
     private static IPAddress? ParseAddress(ArgumentResult result)
@@ -107,6 +130,7 @@ public sealed record RunOptions(
     IPAddress? Source,
     uint? Table,
     string? User,
+    DnsRequest Dns,
     bool DryRun,
     bool Json,
     bool Verbose,
