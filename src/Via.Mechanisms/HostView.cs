@@ -1,24 +1,37 @@
 using System.Net.Sockets;
 using Via.Kernel.Cgroups;
 using Via.Kernel.Netlink;
+using Via.Mechanisms.Cgroup;
 
 namespace Via.Mechanisms;
 
 /// <summary>
 /// A snapshot of what planning needs to know about the host: interfaces, addresses, routes and
-/// rules of both families (all tables), and where cgroup2 is mounted. Planning is a pure function of it.
+/// rules of both families (all tables), where cgroup2 is mounted, and the route cgroups that exist
+/// under via's subtree. Planning is a pure function of it.
 /// </summary>
+/// <param name="RouteCgroups">Names of the cgroups under via's subtree (t22000, ...): the cgroup tree
+/// is one for the whole host, so a route of another network namespace or state directory holds its
+/// name even where its rules and journal are not seen.</param>
 public sealed record HostView(
     IReadOnlyList<Link> Links,
     IReadOnlyList<InterfaceAddress> Addresses,
     IReadOnlyList<Route> Routes,
     IReadOnlyList<Rule> Rules,
-    IReadOnlyList<string> Cgroup2Mounts)
+    IReadOnlyList<string> Cgroup2Mounts,
+    IReadOnlyCollection<string>? RouteCgroups = null)
 {
-    public static HostView Read(Host host) => new(
-        host.Rtnl.Links(),
-        host.Rtnl.Addresses(),
-        [.. host.Rtnl.Routes(AddressFamily.InterNetwork), .. host.Rtnl.Routes(AddressFamily.InterNetworkV6)],
-        [.. host.Rtnl.Rules(AddressFamily.InterNetwork), .. host.Rtnl.Rules(AddressFamily.InterNetworkV6)],
-        Cgroup2.FindMounts());
+    public static HostView Read(Host host)
+    {
+        var mounts = Cgroup2.FindMounts();
+        // Only where cgroup2 is visible already: reading the host never mounts anything.
+        string? subtree = CgroupPaths.Preferred(mounts) is { } root ? Path.Combine(root, CgroupBpfMechanism.Subtree) : null;
+        return new(
+            host.Rtnl.Links(),
+            host.Rtnl.Addresses(),
+            [.. host.Rtnl.Routes(AddressFamily.InterNetwork), .. host.Rtnl.Routes(AddressFamily.InterNetworkV6)],
+            [.. host.Rtnl.Rules(AddressFamily.InterNetwork), .. host.Rtnl.Rules(AddressFamily.InterNetworkV6)],
+            mounts,
+            subtree is not null && Directory.Exists(subtree) ? Directory.EnumerateDirectories(subtree).Select(d => Path.GetFileName(d)).ToList() : []);
+    }
 }

@@ -32,7 +32,8 @@ public static class Allocator
     public static RouteNumbers Allocate(HostView host, IEnumerable<ActiveRoute> active, NumberSpace space, uint? table = null)
     {
         if (table is { } wanted) return AllocateWithTable(host, active.ToList(), space, wanted);
-        var usedTables = host.Routes.Select(r => r.Table).Concat(host.Rules.Select(r => r.Table)).Concat(active.Select(a => a.Table)).ToHashSet();
+        var usedTables = host.Routes.Select(r => r.Table).Concat(host.Rules.Select(r => r.Table)).Concat(active.Select(a => a.Table))
+            .Concat(CgroupTables(host)).ToHashSet();
         var usedMarks = host.Rules.Where(r => r.Mark is not null).Select(r => r.Mark!.Value & space.MarkMask)
             .Concat(active.Select(a => a.Mark & space.MarkMask)).ToHashSet();
         for (uint i = 0; i < space.Size; i++)
@@ -43,6 +44,10 @@ public static class Allocator
         throw new PlanException($"all {space.Count} route numbers of via (tables {space.FirstTable}-{space.FirstTable + space.Count - 1}) are in use; run 'via gc' to remove leftovers");
     }
 
+    /// <summary>Tables whose route cgroup (t{table}) exists: the route id, and so the cgroup's name, is taken.</summary>
+    private static IEnumerable<uint> CgroupTables(HostView host) =>
+        (host.RouteCgroups ?? []).Select(n => n.StartsWith('t') && uint.TryParse(n.AsSpan(1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out uint t) ? t : 0).Where(t => t != 0);
+
     /// <summary>--table N: that table, if nothing but via's own routes use it; a mark as usual.</summary>
     private static RouteNumbers AllocateWithTable(HostView host, List<ActiveRoute> active, NumberSpace space, uint table)
     {
@@ -50,7 +55,8 @@ public static class Allocator
             throw new PlanException($"table {table} is reserved by the kernel (0 unspec, 253 default, 254 main, 255 local); pass another --table");
         if (active.FirstOrDefault(a => a.Table == table) is { } other)
             throw new PlanException($"table {table} is used by via's route {other.Id} (dev {other.Device}, gateway {other.Gateway ?? "none"}), which is a different route; pass another --table or leave --table out");
-        var users = host.Routes.Where(r => r.Table == table).Select(r => "routes").Concat(host.Rules.Where(r => r.Table == table).Select(r => $"rule pref {r.Priority}")).Distinct().ToList();
+        var users = host.Routes.Where(r => r.Table == table).Select(r => "routes").Concat(host.Rules.Where(r => r.Table == table).Select(r => $"rule pref {r.Priority}"))
+            .Concat(CgroupTables(host).Where(t => t == table).Select(t => $"via's cgroup t{t} of a route in another network namespace or state directory")).Distinct().ToList();
         if (users.Count > 0)
             throw new PlanException($"table {table} is already in use on this host ({string.Join(", ", users)}); pass another --table or leave --table out");
         var free = Allocate(host, active, space);

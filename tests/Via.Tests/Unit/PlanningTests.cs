@@ -460,6 +460,17 @@ public class PlanningTests
     }
 
     [Fact]
+    public void Allocator_skips_a_table_whose_route_cgroup_exists_and_refuses_it_as_table()
+    {
+        // A route of another namespace or state directory: no rule or journal seen here, but its cgroup holds the name.
+        var host = TypicalHost() with { RouteCgroups = ["t22000", "t22001", "doctor-42", "tx"] };
+
+        Assert.Equal(22002u, Allocator.Allocate(host, [], NumberSpace.Default).Table);
+        var e = Assert.Throws<PlanException>(() => Allocator.Allocate(host, [], NumberSpace.Default, 22001));
+        Assert.Contains("via's cgroup t22001", e.Message);
+    }
+
+    [Fact]
     public void Allocator_skips_a_table_recorded_in_the_journal()
     {
         var n = Allocator.Allocate(TypicalHost(), [Journaled(0x990000, 22000)], NumberSpace.Default);
