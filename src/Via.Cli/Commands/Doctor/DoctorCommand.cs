@@ -77,7 +77,7 @@ public static class DoctorCommand
         {
             string? why = CgroupProbe.Check(cgroupRoot);
             yield return why is null
-                ? new Check("cgroup eBPF hooks", Status.Ok, "sock_create (socket mark) and setsockopt (anti-escape) programs load and attach")
+                ? new Check("cgroup eBPF hooks", Status.Ok, "sock_create (socket mark), setsockopt (anti-escape), egress/ingress (egress guard, counters) and connect6 programs load; mark and setsockopt attach")
                 : new Check("cgroup eBPF hooks", Status.Fail, why + " (needs CONFIG_CGROUP_BPF)", Blocks: true);
         }
         else
