@@ -111,13 +111,18 @@ public static unsafe class BpfSyscall
     }
 
     /// <summary>BPF_PROG_GET_FD_BY_ID; null when the program is already gone.</summary>
-    public static SafeFd? OpenProgram(uint id)
+    public static SafeFd? OpenProgram(uint id) => OpenById(CmdProgGetFdById, id, "bpf(BPF_PROG_GET_FD_BY_ID)", $"program id {id}");
+
+    /// <summary>BPF_MAP_GET_FD_BY_ID; null when the map is already gone.</summary>
+    public static SafeFd? OpenMap(uint id) => OpenById(CmdMapGetFdById, id, "bpf(BPF_MAP_GET_FD_BY_ID)", $"map id {id}");
+
+    private static SafeFd? OpenById(int cmd, uint id, string operation, string what)
     {
         var attr = new GetFdByIdAttr { Id = id };
-        int fd = Call(CmdProgGetFdById, ref attr);
+        int fd = Call(cmd, ref attr);
         if (fd >= 0) return new SafeFd(fd);
         if (Marshal.GetLastPInvokeError() == Errno.ENOENT) return null;
-        throw Errno.Last("bpf(BPF_PROG_GET_FD_BY_ID)", $"program id {id}");
+        throw Errno.Last(operation, what);
     }
 
     /// <summary>The program's name as loaded (bpf_prog_info.name).</summary>
@@ -164,16 +169,6 @@ public static unsafe class BpfSyscall
             if (Call(CmdObjGetInfoByFd, ref attr) < 0) throw Errno.Last("bpf(BPF_OBJ_GET_INFO_BY_FD)", $"fd {program.Value}");
             return ids[..(int)Math.Min(info.NrMapIds, (uint)ids.Length)];
         }
-    }
-
-    /// <summary>BPF_MAP_GET_FD_BY_ID; null when the map is already gone.</summary>
-    public static SafeFd? OpenMap(uint id)
-    {
-        var attr = new GetFdByIdAttr { Id = id };
-        int fd = Call(CmdMapGetFdById, ref attr);
-        if (fd >= 0) return new SafeFd(fd);
-        if (Marshal.GetLastPInvokeError() == Errno.ENOENT) return null;
-        throw Errno.Last("bpf(BPF_MAP_GET_FD_BY_ID)", $"map id {id}");
     }
 
     /// <summary>The map's name as created (bpf_map_info.name).</summary>
