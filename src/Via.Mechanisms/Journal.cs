@@ -59,7 +59,12 @@ public static class Journal
         }
     }
 
-    public static void Remove(string id) => File.Delete(PathOf(id));
+    /// <summary>Removes the route's journal; nothing to do when it (or via's whole state directory) is gone.</summary>
+    public static void Remove(string id)
+    {
+        try { File.Delete(PathOf(id)); }
+        catch (DirectoryNotFoundException) { }
+    }
 
     /// <summary>Journal files that cannot be read (damaged, or half-written by a crash), with why.</summary>
     public static IEnumerable<(string Path, string Why)> Unreadable()

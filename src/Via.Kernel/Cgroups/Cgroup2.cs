@@ -58,16 +58,18 @@ public static unsafe class Cgroup2
         if (Libc.write(fd.Value, &zero, 1) < 0) throw Errno.Last("write 0 to", procs);
     }
 
-    /// <summary>True while any process is in the cgroup or its descendants (cgroup.events "populated 1").</summary>
-    public static bool IsPopulated(string path)
+    /// <summary>
+    /// Whether any process is in the cgroup or its descendants (cgroup.events "populated 1"); null
+    /// when nothing exists at <paramref name="path"/>. Throws (IOException, InvalidDataException)
+    /// when the path exists but its state cannot be read: the caller decides what not knowing means.
+    /// </summary>
+    public static bool? Populated(string path)
     {
-        try
-        {
-            foreach (var line in File.ReadLines(Path.Combine(path, "cgroup.events")))
-                if (line.StartsWith("populated ", StringComparison.Ordinal)) return line.EndsWith('1');
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { }
-        return false;
+        if (!Path.Exists(path)) return null;
+        string events = Path.Combine(path, "cgroup.events");
+        foreach (var line in File.ReadLines(events))
+            if (line.StartsWith("populated ", StringComparison.Ordinal)) return line.EndsWith('1');
+        throw new InvalidDataException($"{events} has no 'populated' line");
     }
 
     /// <summary>PIDs in the cgroup itself (cgroup.procs); empty if it is gone.</summary>

@@ -45,6 +45,12 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, SetLastError = true)]
     internal static partial int flock(int fd, int operation);
 
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int ftruncate(int fd, long length);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial nint pwrite(int fd, void* buf, nuint len, long offset);
+
     [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int mount(string? source, string target, string? fstype, nuint flags, string? data);
 
@@ -119,7 +125,8 @@ internal static unsafe partial class Libc
     }
 
     internal const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_CLOEXEC = 0x80000, O_DIRECTORY = 0x10000;
-    internal const int LOCK_EX = 2, LOCK_UN = 8;
+    internal const int LOCK_SH = 1, LOCK_EX = 2, LOCK_NB = 4, LOCK_UN = 8;
+    internal const int SOL_SOCKET = 1, SO_RCVTIMEO = 20;
     internal const int SIG_SETMASK = 2;
     internal const int SIGPIPE = 13;
     internal const long SYS_bpf = 321; // x86-64; see Bpf.SyscallNumber for other architectures

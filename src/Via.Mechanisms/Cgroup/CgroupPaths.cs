@@ -10,11 +10,13 @@ namespace Via.Mechanisms.Cgroup;
 public static class CgroupPaths
 {
     /// <summary>The cgroup2 root of this mount namespace: the unified mount, the hybrid one, or via's private mount (made if needed).</summary>
-    public static string Root()
+    public static string Root() => Find() ?? MountPrivate();
+
+    /// <summary>The cgroup2 root visible in this mount namespace, or null: never mounts (for read-only commands).</summary>
+    public static string? Find() => Preferred(Cgroup2.FindMounts());
+
+    private static string MountPrivate()
     {
-        var mounts = Cgroup2.FindMounts();
-        string? found = Preferred(mounts);
-        if (found is not null) return found;
         Cgroup2.Mount(CgroupBpfMechanism.PrivateMount);
         return CgroupBpfMechanism.PrivateMount;
     }
@@ -25,11 +27,19 @@ public static class CgroupPaths
         ?? mounts.FirstOrDefault();
 
     /// <summary>The recorded cgroup path as seen from this mount namespace.</summary>
-    public static string Resolve(string recorded)
+    public static string Resolve(string recorded) => TryResolve(recorded, mayMount: true)!;
+
+    /// <summary>
+    /// <see cref="Resolve"/>, but when no cgroup2 is mounted here and <paramref name="mayMount"/> is
+    /// false (a read-only command), null instead of mounting one.
+    /// </summary>
+    public static string? TryResolve(string recorded, bool mayMount)
     {
         if (Directory.Exists(recorded)) return recorded;
         string marker = "/" + CgroupBpfMechanism.Subtree + "/";
         int at = recorded.LastIndexOf(marker, StringComparison.Ordinal);
-        return at < 0 ? recorded : Root() + recorded[at..];
+        if (at < 0) return recorded;
+        string? root = mayMount ? Root() : Find();
+        return root is null ? null : root + recorded[at..];
     }
 }
