@@ -28,7 +28,8 @@ public static class RouteRegistry
     /// </summary>
     public static FileLock Lock(Action<string>? waiting = null)
     {
-        Directory.CreateDirectory(Journal.StateDirectory);
+        try { Directory.CreateDirectory(Journal.StateDirectory); }
+        catch (IOException e) { throw new IOException($"cannot make via's state directory {Journal.StateDirectory}: {e.Message}", e); }
         var clock = Stopwatch.StartNew();
         var timeout = LockTimeout;
         bool told = false;
