@@ -61,7 +61,8 @@ public static class Collector
         // Tagged objects no journal accounts for, in this network namespace and the cgroup tree.
         var known = RouteRegistry.All();
         var knownCgroups = known.Where(r => r.Cgroup is not null).Select(r => Path.GetFileName(r.Cgroup!)).ToHashSet();
-        string? root = dryRun ? CgroupPaths.Find() : CgroupPaths.Root();
+        // Only where the journals account for the whole subtree (see Journal.OwnsCgroupSubtree).
+        string? root = !Journal.OwnsCgroupSubtree ? null : dryRun ? CgroupPaths.Find() : CgroupPaths.Root();
         string? subtree = root is null ? null : Path.Combine(root, CgroupBpfMechanism.Subtree);
         if (subtree is not null && Directory.Exists(subtree))
         {

@@ -32,6 +32,13 @@ public static class Journal
     /// <summary>via's state directory; VIA_STATE_DIR overrides it (tests).</summary>
     public static string StateDirectory => Environment.GetEnvironmentVariable("VIA_STATE_DIR") is { Length: > 0 } d ? d : "/run/via";
 
+    /// <summary>
+    /// True with the default state directory: its journals then account for every cgroup in via's
+    /// subtree. Another state directory (VIA_STATE_DIR, tests) shares the subtree with /run/via and
+    /// with other such directories, so cgroups it does not know may be theirs.
+    /// </summary>
+    public static bool OwnsCgroupSubtree => StateDirectory == "/run/via";
+
     public static string RoutesDirectory => Path.Combine(StateDirectory, "routes");
 
     public static string LockPath => Path.Combine(StateDirectory, "lock");

@@ -49,6 +49,9 @@ internal static unsafe partial class Libc
     internal static partial int ftruncate(int fd, long length);
 
     [LibraryImport(Lib, SetLastError = true)]
+    internal static partial nint pread(int fd, void* buf, nuint len, long offset);
+
+    [LibraryImport(Lib, SetLastError = true)]
     internal static partial nint pwrite(int fd, void* buf, nuint len, long offset);
 
     [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]

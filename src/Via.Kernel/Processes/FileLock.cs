@@ -40,18 +40,21 @@ public sealed unsafe class FileLock : IDisposable
         }
     }
 
-    /// <summary>What the current holder wrote into the lock file; null if nothing can be read.</summary>
+    /// <summary>
+    /// What the current holder wrote into the lock file; null if nothing can be read. Read with
+    /// open/pread, not File.ReadAllText: .NET emulates FileShare with flock(LOCK_SH), which fails
+    /// on a file another process holds locked, the very case this is for.
+    /// </summary>
     public static string? ReadHolder(string path)
     {
-        try
-        {
-            string text = File.ReadAllText(path).Trim();
-            return text.Length == 0 ? null : text;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return null;
-        }
+        int fd = Libc.open(path, Libc.O_RDONLY | Libc.O_CLOEXEC, 0);
+        if (fd < 0) return null;
+        using var file = new SafeFd(fd);
+        byte* buffer = stackalloc byte[512];
+        nint n = Libc.pread(file.Value, buffer, 512, 0);
+        if (n <= 0) return null;
+        string text = Encoding.UTF8.GetString(buffer, (int)n).Trim();
+        return text.Length == 0 ? null : text;
     }
 
     public void Dispose() => _fd.Dispose();
