@@ -88,7 +88,7 @@ public static class Applier
                 }
                 catch (Exception e)
                 {
-                    refused = [.. run.Select(c => new Leftover(c, Reason(e)))];
+                    refused = [.. run.Select(c => new Leftover(c, Reason(c, e)))];
                 }
                 failures.AddRange(refused);
                 i = end;
@@ -101,7 +101,7 @@ public static class Applier
             }
             catch (Exception e)
             {
-                failures.Add(new Leftover(reversed[i], Reason(e)));
+                failures.Add(new Leftover(reversed[i], Reason(reversed[i], e)));
             }
             i++;
         }
@@ -109,8 +109,12 @@ public static class Applier
         return failures;
     }
 
-    /// <summary>Why, for a message that already names the change.</summary>
-    internal static string Reason(Exception e) => e is Kernel.KernelException k ? k.Message : e.Message;
+    /// <summary>Why, for a message that already names the change: the errno alone when the failed call is the undo command itself.</summary>
+    private static string Reason(HostChange change, Exception e) => e switch
+    {
+        Kernel.KernelException k when change.UndoCommand == $"{k.Operation} {k.Target}" => k.Reason,
+        _ => e.Message,
+    };
 
     /// <summary>The end (exclusive) of the run of changes from <paramref name="start"/> that match.</summary>
     private static int RunEnd(IReadOnlyList<HostChange> changes, int start, Func<HostChange, bool> batchable)

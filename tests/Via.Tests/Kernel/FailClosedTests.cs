@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
 using Via.Cli.Commands.Demo;
+using Via.Kernel.Cgroups;
 using Via.Kernel.Netlink;
 using Via.Mechanisms;
 using Via.Mechanisms.Changes;
@@ -140,6 +141,41 @@ public sealed class FailClosedTests(TopologyFixture fixture, ITestOutputHelper o
         Assert.Equal(0, gc.Code);
         Assert.Contains("removed route t22993", gc.Out);
         Assert.False(File.Exists(JournalPath("t22993")));
+        HostSnapshot.AssertUnchanged(before, T);
+    }
+
+    [RootFact]
+    public void A_cgroup_the_kernel_refuses_to_remove_stays_in_the_journal_until_gc_can()
+    {
+        var before = HostSnapshot.Take(T);
+        // The program (root here) makes a child cgroup in its own: rmdir of the route's cgroup then
+        // fails with EBUSY, after its rules, routes and programs are gone.
+        string mkChild = "mkdir /run/via/cgroup2$(sed -n 's/^0:://p' /proc/self/cgroup)/child";
+        var r = Via([], "run", "--dev", "up2", "--table", "22998", "--", "sh", "-c", mkChild);
+        Assert.Equal(0, r.Code);
+        Assert.Contains("could not undo: rmdir ", r.Err);
+        Assert.Contains("(EBUSY)", r.Err);
+        Assert.Contains($"recorded in {JournalPath("t22998")}", r.Err);
+        var left = JournalCodecRead("t22998");
+        Assert.Equal([typeof(CreateCgroup)], left.Changes.Select(c => c.GetType()));
+        Assert.DoesNotContain("22998", Rules());
+
+        string child = Path.Combine(Cgroup2.FindMounts()[0], "via", "t22998", "child");
+        try
+        {
+            Assert.Equal(125, Via([], "gc").Code); // still busy: gc says so, and keeps the journal
+            Assert.True(File.Exists(JournalPath("t22998")));
+            Directory.Delete(child);
+            var gc = Via([], "gc");
+            Assert.Equal(0, gc.Code);
+            Assert.Contains("removed route t22998", gc.Out);
+            Assert.False(File.Exists(JournalPath("t22998")));
+        }
+        finally
+        {
+            if (Directory.Exists(child)) Directory.Delete(child);
+            if (Directory.Exists(Path.GetDirectoryName(child))) Directory.Delete(Path.GetDirectoryName(child)!);
+        }
         HostSnapshot.AssertUnchanged(before, T);
     }
 

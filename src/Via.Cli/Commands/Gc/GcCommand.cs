@@ -51,7 +51,7 @@ public static class GcCommand
             foreach (var r in removed)
             {
                 if (r.Kept) Say.Note($"{(dryRun ? "would keep" : "kept")} {r.What}: {r.Why}");
-                else Console.WriteLine($"{(dryRun ? "would remove" : "removed")} {r.What}: {r.Why}");
+                else Console.WriteLine($"{(dryRun ? "would remove" : r.Failures.Count > 0 ? "removed part of" : "removed")} {r.What}: {r.Why}");
                 foreach (var f in r.Failures) Say.Note("could not undo: " + f);
             }
             if (removed.Count == 0) Console.WriteLine("nothing to collect");
