@@ -62,7 +62,7 @@ public static class Collector
         var known = RouteRegistry.All();
         var knownCgroups = known.Where(r => r.Cgroup is not null).Select(r => Path.GetFileName(r.Cgroup!)).ToHashSet();
         // Only where the journals account for the whole subtree (see Journal.OwnsCgroupSubtree).
-        string? root = !Journal.OwnsCgroupSubtree ? null : dryRun ? CgroupPaths.Find() : CgroupPaths.Root();
+        string? root = !Journal.OwnsCgroupSubtree ? null : dryRun ? CgroupPaths.FindForReading() : CgroupPaths.Root();
         string? subtree = root is null ? null : Path.Combine(root, CgroupBpfMechanism.Subtree);
         if (subtree is not null && Directory.Exists(subtree))
         {

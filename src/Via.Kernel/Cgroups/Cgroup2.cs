@@ -33,6 +33,21 @@ public static unsafe class Cgroup2
         if (Libc.mount("none", target, "cgroup2", 0, null) < 0) throw Errno.Last("mount -t cgroup2", target);
     }
 
+    /// <summary>
+    /// A read-only cgroup2 mount attached nowhere (fsopen, fsconfig, fsmount): readable through
+    /// the returned descriptor (as /proc/self/fd/N/...), invisible in every mount table, gone when
+    /// the descriptor is closed. For reading cgroups where none is mounted, without mounting one.
+    /// </summary>
+    public static SafeFd OpenDetached()
+    {
+        nint fs;
+        fixed (byte* name = "cgroup2\0"u8)
+            fs = Libc.syscall3((nint)Libc.SYS_fsopen, (nint)name, Libc.FSOPEN_CLOEXEC, 0);
+        using var context = SafeFd.FromResult((int)fs, "fsopen", "cgroup2");
+        if (Libc.syscall5((nint)Libc.SYS_fsconfig, context.Value, Libc.FSCONFIG_CMD_CREATE, 0, 0, 0) < 0) throw Errno.Last("fsconfig create", "cgroup2");
+        return SafeFd.FromResult((int)Libc.syscall3((nint)Libc.SYS_fsmount, context.Value, Libc.FSMOUNT_CLOEXEC, Libc.MOUNT_ATTR_RDONLY), "fsmount", "cgroup2");
+    }
+
     /// <summary>mkdir PATH; false when it existed already.</summary>
     public static bool Create(string path)
     {

@@ -36,6 +36,13 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "syscall", SetLastError = true)]
     internal static partial nint syscall3(nint number, nint a1, nint a2, nint a3);
 
+    [LibraryImport(Lib, EntryPoint = "syscall", SetLastError = true)]
+    internal static partial nint syscall5(nint number, nint a1, nint a2, nint a3, nint a4, nint a5);
+
+    /// <summary>The new mount API (Linux 5.2): one number on every architecture (asm-generic, after 424).</summary>
+    internal const long SYS_fsopen = 430, SYS_fsconfig = 431, SYS_fsmount = 432;
+    internal const int FSOPEN_CLOEXEC = 1, FSCONFIG_CMD_CREATE = 6, FSMOUNT_CLOEXEC = 1, MOUNT_ATTR_RDONLY = 1;
+
     [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int open(string path, int flags, int mode);
 

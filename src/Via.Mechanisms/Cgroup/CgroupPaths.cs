@@ -12,8 +12,31 @@ public static class CgroupPaths
     /// <summary>The cgroup2 root of this mount namespace: the unified mount, the hybrid one, or via's private mount (made if needed).</summary>
     public static string Root() => Find() ?? MountPrivate();
 
-    /// <summary>The cgroup2 root visible in this mount namespace, or null: never mounts (for read-only commands).</summary>
+    /// <summary>The cgroup2 root visible in this mount namespace, or null: never mounts.</summary>
     public static string? Find() => Preferred(Cgroup2.FindMounts());
+
+    /// <summary>
+    /// Where a read-only command reads cgroups: the visible cgroup2 mount, else a detached one
+    /// (<see cref="Cgroup2.OpenDetached"/>, as /proc/self/fd/N) that changes no mount table; null
+    /// when neither can be had (not root, a kernel before 5.2). Never a path to record.
+    /// </summary>
+    public static string? FindForReading() => Find() ?? Detached.Value;
+
+    private static readonly Lazy<string?> Detached = new(() =>
+    {
+        try
+        {
+            // Kept open for the life of the process: the path below goes through this descriptor.
+            _detached = Cgroup2.OpenDetached();
+            return $"/proc/self/fd/{_detached.Value}";
+        }
+        catch (Via.Kernel.KernelException)
+        {
+            return null;
+        }
+    });
+
+    private static Via.Kernel.SafeFd? _detached;
 
     private static string MountPrivate()
     {
@@ -39,7 +62,7 @@ public static class CgroupPaths
         string marker = "/" + CgroupBpfMechanism.Subtree + "/";
         int at = recorded.LastIndexOf(marker, StringComparison.Ordinal);
         if (at < 0) return recorded;
-        string? root = mayMount ? Root() : Find();
+        string? root = mayMount ? Root() : FindForReading();
         return root is null ? null : root + recorded[at..];
     }
 }
