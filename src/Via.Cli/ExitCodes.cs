@@ -58,8 +58,8 @@ internal static class Say
     /// </summary>
     internal static string Describe(Exception e) => e switch
     {
-        Via.Kernel.KernelException or Via.Planning.PlanException or Via.Mechanisms.ApplyException or IOException
-            or UnauthorizedAccessException or InvalidDataException or TimeoutException => OneLine(e.Message),
+        ViaException or Via.Kernel.KernelException or Via.Planning.PlanException or Via.Mechanisms.ApplyException or IOException
+            or UnauthorizedAccessException or InvalidDataException or TimeoutException or System.ComponentModel.Win32Exception => OneLine(e.Message),
         _ => OneLine($"internal error ({e.GetType().Name}): {e.Message}; please report it"),
     };
 

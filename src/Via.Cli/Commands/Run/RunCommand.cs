@@ -118,7 +118,7 @@ public static class RunCommand
             catch (Exception e)
             {
                 // Reported in one line; the route is still left below, as after any program.
-                status = Say.Error($"could not start the program: {(e is ViaException or System.ComponentModel.Win32Exception ? e.Message : Say.Describe(e))}");
+                status = Say.Error($"could not start the program: {Say.Describe(e)}");
             }
         }
 
