@@ -52,8 +52,15 @@ public static class Collector
         }
 
         // Journals that cannot be read: what they described is found below by its tags.
-        foreach (var (path, why) in Journal.Unreadable().ToList())
+        // One that cannot be read at all is kept: it may be whole, and its route not visible by tags
+        // (made in another network namespace).
+        foreach (var (path, why, damaged) in Journal.Unreadable().ToList())
         {
+            if (!damaged)
+            {
+                removed.Add(new Removal($"journal {path}", why, [], Kept: true));
+                continue;
+            }
             if (!dryRun) File.Delete(path);
             removed.Add(new Removal($"journal {path}", why, []));
         }

@@ -61,7 +61,7 @@ public static class Journal
         foreach (var path in Directory.EnumerateFiles(RoutesDirectory, "*.json"))
         {
             ActiveRoute? route = null;
-            try { route = Read(path); } catch (Exception e) when (e is IOException or InvalidDataException) { }
+            try { route = Read(path); } catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException) { }
             if (route is not null) yield return (path, route);
         }
     }
@@ -73,19 +73,26 @@ public static class Journal
         catch (DirectoryNotFoundException) { }
     }
 
-    /// <summary>Journal files that cannot be read (damaged, or half-written by a crash), with why.</summary>
-    public static IEnumerable<(string Path, string Why)> Unreadable()
+    /// <summary>
+    /// Journal files that cannot be used, with why: <paramref name="Damaged"/> when read but not a
+    /// journal (or half-written by a crash), false when they could not be read at all (an I/O
+    /// error: the journal may be fine, and must not be taken for garbage).
+    /// </summary>
+    public static IEnumerable<(string Path, string Why, bool Damaged)> Unreadable()
     {
         if (!Directory.Exists(RoutesDirectory)) yield break;
         foreach (var path in Directory.EnumerateFiles(RoutesDirectory))
         {
-            string? why = null;
-            if (!path.EndsWith(".json", StringComparison.Ordinal)) why = "left over from an interrupted write";
-            else
+            if (!path.EndsWith(".json", StringComparison.Ordinal))
             {
-                try { Read(path); } catch (Exception e) when (e is IOException or InvalidDataException) { why = e.Message; }
+                yield return (path, "left over from an interrupted write", true);
+                continue;
             }
-            if (why is not null) yield return (path, why);
+            (string, bool)? problem = null;
+            try { Read(path); }
+            catch (InvalidDataException e) { problem = (e.Message, true); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { problem = ($"cannot read it: {e.Message}", false); }
+            if (problem is var (why, damaged)) yield return (path, why, damaged);
         }
     }
 }

@@ -121,6 +121,26 @@ public sealed class FailClosedTests(TopologyFixture fixture, ITestOutputHelper o
         Assert.Equal(0, Via([], "gc").Code);
     }
 
+    [RootFact]
+    public void A_journal_that_cannot_be_read_is_kept_not_taken_for_garbage()
+    {
+        // A dangling symbolic link: reading it fails with an I/O error, not with a damaged journal.
+        Directory.CreateDirectory(Path.Combine(_state, "routes"));
+        string link = JournalPath("t22989");
+        File.CreateSymbolicLink(link, $"/nonexistent-via-test-{Guid.NewGuid():N}/t22989.json");
+        try
+        {
+            var gc = Via([], "gc");
+            Assert.Equal(125, gc.Code);
+            Assert.Contains($"kept journal {link}: cannot read it", gc.Err);
+            Assert.Contains(link, Directory.EnumerateFiles(Path.Combine(_state, "routes")));
+        }
+        finally
+        {
+            File.Delete(link);
+        }
+    }
+
     private ActiveRoute JournalCodecRead(string id) => JournalCodec.Decode(File.ReadAllBytes(JournalPath(id)), id);
 
     [RootFact]
