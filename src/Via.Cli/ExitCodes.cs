@@ -28,7 +28,14 @@ internal static class Say
         return code;
     }
 
-    /// <summary>Runs a command's action, reporting a <see cref="ViaException"/> as one line and its exit code.</summary>
+    /// <summary>A note on stderr while via goes on ("via: waiting for the lock held by ...").</summary>
+    public static void Note(string message) => Console.Error.WriteLine("via: " + message);
+
+    /// <summary>
+    /// Runs a command, reporting any failure as one line and an exit status: a
+    /// <see cref="ViaException"/> with its own, anything else with 125. The one error handler of
+    /// every command (Program runs each under it): never a stack trace.
+    /// </summary>
     public static int Guard(Func<int> action)
     {
         try
@@ -37,7 +44,24 @@ internal static class Say
         }
         catch (ViaException e)
         {
-            return Error(e.Message, e.ExitCode);
+            return Error(OneLine(e.Message), e.ExitCode);
+        }
+        catch (Exception e)
+        {
+            return Error(Describe(e));
         }
     }
+
+    /// <summary>
+    /// What failed, in words. Failures via expects (the kernel, files, bad state) carry a message
+    /// that names the object; anything else is a bug of via's, said so with its type.
+    /// </summary>
+    internal static string Describe(Exception e) => e switch
+    {
+        ViaException or Via.Kernel.KernelException or Via.Planning.PlanException or Via.Mechanisms.ApplyException or IOException
+            or UnauthorizedAccessException or InvalidDataException or TimeoutException or System.ComponentModel.Win32Exception => OneLine(e.Message),
+        _ => OneLine($"internal error ({e.GetType().Name}): {e.Message}; please report it"),
+    };
+
+    private static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
 }

@@ -12,7 +12,9 @@ namespace Via.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args)
+    public static int Main(string[] args) => Say.Guard(() => Dispatch(args));
+
+    private static int Dispatch(string[] args)
     {
         // Internal stages re-executed from this same binary: dispatched before any parsing, so the
         // launcher between via and the program costs as little as possible.
@@ -69,14 +71,43 @@ public static class Program
     {
         var root = BuildRoot(args.Length > 0 && Commands.Any(c => c.Name == args[0]) ? args[0] : null);
         var result = root.Parse(args);
+        string command = result.CommandResult.Command.Name;
+        string help = $"see 'via {(command == root.Name ? "" : command + " ")}--help'";
         if (result.Errors.Count > 0)
         {
             // One line: what was wrong, and where to read more.
-            string command = result.CommandResult.Command.Name;
             // 'via run --dev eth1 prog --dev x': the program's own options were taken for via's.
             string hint = command == "run" && !args.Contains("--") ? "; put the program after '--': via run --dev IFACE -- COMMAND [ARGS...]" : "";
-            return Say.Error($"{string.Join("; ", result.Errors.Select(e => e.Message.TrimEnd('.')))}{hint}; see 'via {(command == root.Name ? "" : command + " ")}--help'");
+            return Say.Error($"{string.Join("; ", result.Errors.Select(e => e.Message.TrimEnd('.')))}{hint}; {help}");
         }
-        return result.Invoke();
+        if (UnknownOption(result, args) is { } unknown)
+            return Say.Error($"unknown option '{unknown}' for 'via {command}'{(command == "run" ? "; the program and its options go after '--'" : "")}; {help}");
+        Fault.FromEnvironment().At("command");
+        // Failures are reported by Main's one handler (Say.Guard), never by System.CommandLine's, which prints a stack trace.
+        return result.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+    }
+
+    /// <summary>
+    /// A token that looks like an option but is none of the command's, before '--' and before the
+    /// first argument. System.CommandLine hands such tokens to a command's arguments without
+    /// complaint: 'via run --dev eth1 --verbos -- true' would run '--verbos'.
+    /// </summary>
+    internal static string? UnknownOption(ParseResult result, string[] args)
+    {
+        var command = result.CommandResult.Command;
+        var options = command.Options.Concat(result.RootCommandResult.Command.Options.Where(o => o.Recursive)).ToList();
+        var known = options.SelectMany(o => o.Aliases.Append(o.Name)).ToHashSet(StringComparer.Ordinal);
+        var takesValue = options.Where(o => o.Arity.MaximumNumberOfValues > 0 && o.ValueType != typeof(bool))
+            .SelectMany(o => o.Aliases.Append(o.Name)).ToHashSet(StringComparer.Ordinal);
+        int start = Array.IndexOf(args, command.Name) + 1;
+        for (int i = Math.Max(start, 0); i < args.Length; i++)
+        {
+            string token = args[i];
+            if (token == "--" || !token.StartsWith('-') || token == "-") return null; // the program (or a route name) begins
+            string name = token.Split('=', 2)[0];
+            if (!known.Contains(name)) return token;
+            if (takesValue.Contains(name) && !token.Contains('=')) i++;
+        }
+        return null;
     }
 }

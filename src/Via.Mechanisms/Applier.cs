@@ -26,14 +26,25 @@ public static class Applier
             if (end > i)
             {
                 var run = changes.Skip(i).Take(end - i).ToList();
-                RtnlOutcome[] outcomes = [];
-                try { outcomes = host.Rtnl.Batch([.. run.Select(c => c.ApplyRequest!)]); }
-                catch (Exception e) { Fail(run[0], e); }
+                RtnlOutcome[] outcomes;
+                try
+                {
+                    outcomes = host.Rtnl.Batch([.. run.Select(c => c.ApplyRequest!)]);
+                    int failed = Array.FindIndex(outcomes, o => o.Error is not null);
+                    if (failed < 0) foreach (var c in run) applied?.Invoke(c);
+                }
+                catch (Exception e)
+                {
+                    // The batch was sent, and the kernel may have made any part of it before the
+                    // failure (a lost answer, a failure after the send): count all of it as made.
+                    // Undoing what was never made does nothing.
+                    done.AddRange(run);
+                    Fail(run[0], e);
+                }
                 for (int k = 0; k < run.Count; k++)
                     if (outcomes[k].Error is null) done.Add(run[k]);
-                int failed = Array.FindIndex(outcomes, o => o.Error is not null);
-                if (failed >= 0) Fail(run[failed], outcomes[failed].Error!);
-                foreach (var c in run) applied?.Invoke(c);
+                int refused = Array.FindIndex(outcomes, o => o.Error is not null);
+                if (refused >= 0) Fail(run[refused], outcomes[refused].Error!);
                 i = end;
                 continue;
             }
@@ -43,18 +54,23 @@ public static class Applier
             }
             catch (Exception e)
             {
+                // Not undone: a change that fails makes nothing (a cgroup that exists already is another route's).
                 Fail(changes[i], e);
             }
             done.Add(changes[i]);
-            applied?.Invoke(changes[i]);
+            try { applied?.Invoke(changes[i]); }
+            catch (Exception e) { Fail(changes[i], e); }
             i++;
         }
     }
 
-    /// <summary>Undoes the changes in reverse order, going on past failures; returns what could not be undone.</summary>
-    public static List<string> Undo(Host host, IReadOnlyList<HostChange> changes, Action? undone = null)
+    /// <summary>
+    /// Undoes the changes in reverse order, going on past failures; returns what could not be undone
+    /// (or may not have been: a batch whose answer was lost counts as not undone), in the order given.
+    /// </summary>
+    public static List<Leftover> Undo(Host host, IReadOnlyList<HostChange> changes, Action? undone = null)
     {
-        var failures = new List<string>();
+        var failures = new List<Leftover>();
         var reversed = changes.Reverse().ToList();
         for (int i = 0; i < reversed.Count;)
         {
@@ -62,17 +78,19 @@ public static class Applier
             if (end > i)
             {
                 var run = reversed.Skip(i).Take(end - i).ToList();
+                var refused = new List<Leftover>();
                 try
                 {
                     var outcomes = host.Rtnl.Batch([.. run.Select(c => c.UndoRequest!)]);
                     for (int k = 0; k < run.Count; k++)
-                        if (outcomes[k].Error is { } error) failures.Add($"{run[k].UndoCommand}: {error.Message}");
+                        if (outcomes[k].Error is { } error) refused.Add(new Leftover(run[k], error.Reason));
+                    foreach (var _ in run) undone?.Invoke();
                 }
                 catch (Exception e)
                 {
-                    failures.AddRange(run.Select(c => $"{c.UndoCommand}: {e.Message}"));
+                    refused = [.. run.Select(c => new Leftover(c, Reason(c, e)))];
                 }
-                foreach (var _ in run) undone?.Invoke();
+                failures.AddRange(refused);
                 i = end;
                 continue;
             }
@@ -83,12 +101,20 @@ public static class Applier
             }
             catch (Exception e)
             {
-                failures.Add($"{reversed[i].UndoCommand}: {e.Message}");
+                failures.Add(new Leftover(reversed[i], Reason(reversed[i], e)));
             }
             i++;
         }
+        failures.Reverse();
         return failures;
     }
+
+    /// <summary>Why, for a message that already names the change: the errno alone when the failed call is the undo command itself.</summary>
+    private static string Reason(HostChange change, Exception e) => e switch
+    {
+        Kernel.KernelException k when change.UndoCommand == $"{k.Operation} {k.Target}" => k.Reason,
+        _ => e.Message,
+    };
 
     /// <summary>The end (exclusive) of the run of changes from <paramref name="start"/> that match.</summary>
     private static int RunEnd(IReadOnlyList<HostChange> changes, int start, Func<HostChange, bool> batchable)
@@ -99,10 +125,16 @@ public static class Applier
     }
 }
 
+/// <summary>A change that could not be undone, and why.</summary>
+public sealed record Leftover(HostChange Change, string Reason)
+{
+    public override string ToString() => $"{Change.UndoCommand}: {Reason}";
+}
+
 /// <summary>A change failed; everything before it was undone (except <see cref="Leftovers"/>).</summary>
-public sealed class ApplyException(HostChange change, Exception inner, List<string> leftovers)
+public sealed class ApplyException(HostChange change, Exception inner, List<Leftover> leftovers)
     : Exception($"{change.Command}: {(inner is Kernel.KernelException k ? k.Reason : inner.Message)}", inner)
 {
     public HostChange Change { get; } = change;
-    public List<string> Leftovers { get; } = leftovers;
+    public List<Leftover> Leftovers { get; } = leftovers;
 }

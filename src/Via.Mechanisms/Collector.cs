@@ -16,22 +16,51 @@ namespace Via.Mechanisms;
 /// </summary>
 public static class Collector
 {
-    public sealed record Removal(string What, string Why, List<string> Failures);
+    /// <param name="Kept">True when the object could not be (or would not be) removed as a whole: <paramref name="Why"/> says why.</param>
+    public sealed record Removal(string What, string Why, List<string> Failures, bool Kept = false);
 
+    /// <summary>
+    /// Collects. A dry run reads only: it never mounts cgroup2 or creates anything (a cgroup2
+    /// that is not mounted here is then not swept).
+    /// </summary>
     public static List<Removal> Collect(byte protocol, bool dryRun)
     {
         var removed = new List<Removal>();
         var journals = RouteRegistry.All();
         foreach (var route in journals)
         {
-            if (!RouteRegistry.IsAbandoned(route)) continue;
+            if (route.Users.Any(u => u.IsAlive)) continue;
             string what = $"route {route.Id} (dev {route.Device}, table {route.Table}, mark 0x{route.Mark:x})";
-            removed.Add(new Removal(what, route.Down ? "taken down, no process left" : "no via and no process left in it", dryRun ? [] : Teardown.Run(route)));
+            var membership = Teardown.Occupancy(route, mayMount: !dryRun);
+            if (membership.Unknown is { } unknown)
+            {
+                // Not knowing is not "empty": its programs may run, and would lose their route.
+                removed.Add(new Removal(what, $"cannot tell whether processes remain: {unknown}", [], Kept: true));
+                continue;
+            }
+            if (membership.Populated) continue;
+            string why = route.Down ? "taken down, no process left" : "no via and no process left in it";
+            if (dryRun)
+            {
+                removed.Add(new Removal(what, why, []));
+                continue;
+            }
+            var result = Teardown.Run(route);
+            removed.Add(result.Kept is { } kept
+                ? new Removal(what, kept, result.Leftovers.Select(l => l.ToString()).ToList(), Kept: true)
+                : new Removal(what, why, result.Leftovers.Select(l => l.ToString()).ToList()));
         }
 
         // Journals that cannot be read: what they described is found below by its tags.
-        foreach (var (path, why) in Journal.Unreadable().ToList())
+        // One that cannot be read at all is kept: it may be whole, and its route not visible by tags
+        // (made in another network namespace).
+        foreach (var (path, why, damaged) in Journal.Unreadable().ToList())
         {
+            if (!damaged)
+            {
+                removed.Add(new Removal($"journal {path}", why, [], Kept: true));
+                continue;
+            }
             if (!dryRun) File.Delete(path);
             removed.Add(new Removal($"journal {path}", why, []));
         }
@@ -39,14 +68,16 @@ public static class Collector
         // Tagged objects no journal accounts for, in this network namespace and the cgroup tree.
         var known = RouteRegistry.All();
         var knownCgroups = known.Where(r => r.Cgroup is not null).Select(r => Path.GetFileName(r.Cgroup!)).ToHashSet();
-        string subtree = Path.Combine(CgroupPaths.Root(), CgroupBpfMechanism.Subtree);
-        if (Directory.Exists(subtree))
+        // Only where the journals account for the whole subtree (see Journal.OwnsCgroupSubtree).
+        string? root = !Journal.OwnsCgroupSubtree ? null : dryRun ? CgroupPaths.FindForReading() : CgroupPaths.Root();
+        string? subtree = root is null ? null : Path.Combine(root, CgroupBpfMechanism.Subtree);
+        if (subtree is not null && Directory.Exists(subtree))
         {
             foreach (var dir in Directory.EnumerateDirectories(subtree))
             {
-                if (knownCgroups.Contains(Path.GetFileName(dir)) || Cgroup2.IsPopulated(dir)) continue;
+                if (knownCgroups.Contains(Path.GetFileName(dir)) || MayBePopulated(dir)) continue;
                 var change = new CreateCgroup(dir);
-                removed.Add(new Removal($"cgroup {dir}", "no journal and no process", dryRun ? [] : Applier.Undo(new Host(), [change, new AttachSocketMark(dir, 0), new AttachSetsockoptGuard(dir, 0), new Guard.AttachEgressGuard(dir, 0, "")])));
+                removed.Add(new Removal($"cgroup {dir}", "no journal and no process", dryRun ? [] : Applier.Undo(new Host(), [change, new AttachSocketMark(dir, 0), new AttachSetsockoptGuard(dir, 0), new Guard.AttachEgressGuard(dir, 0, "")]).Select(l => l.ToString()).ToList()));
             }
             if (!dryRun && Directory.Exists(subtree) && !Directory.EnumerateDirectories(subtree).Any())
             {
@@ -57,14 +88,23 @@ public static class Collector
         string here = Namespaces.CurrentNetwork();
         var tables = known.Where(r => r.NetworkNamespace == here).Select(r => r.Table).ToHashSet();
         using var host = new Host();
+        // Named as ip names them: by the link's name here (a route's link always exists while the route does).
+        var links = host.Rtnl.Links().ToDictionary(l => l.Index, l => l.Name);
         foreach (var family in new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
         {
             var tagged = host.Rtnl.Rules(family).Where(r => r.Protocol == protocol && !tables.Contains(r.Table)).Select(r => (HostChange)new AddRule(r))
-                .Concat(host.Rtnl.Routes(family).Where(r => r.Protocol == protocol && !tables.Contains(r.Table)).Select(r => new AddRoute(r)));
+                .Concat(host.Rtnl.Routes(family).Where(r => r.Protocol == protocol && !tables.Contains(r.Table)).Select(r => new AddRoute(r, links.GetValueOrDefault(r.OutputLink))));
             foreach (var change in tagged)
-                removed.Add(new Removal(Describe(change), "via's tag, no journal", dryRun ? [] : Applier.Undo(host, [change])));
+                removed.Add(new Removal(Describe(change), "via's tag, no journal", dryRun ? [] : Applier.Undo(host, [change]).Select(l => l.ToString()).ToList()));
         }
         return removed;
+    }
+
+    /// <summary>A cgroup whose membership cannot be read is left alone, as if processes were in it.</summary>
+    private static bool MayBePopulated(string cgroup)
+    {
+        try { return Cgroup2.Populated(cgroup) ?? false; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException) { return true; }
     }
 
     /// <summary>"ip rule pref ...", "ip -6 route unreachable default ...": the object as ip would show it.</summary>

@@ -24,8 +24,8 @@ public sealed record HostView(
     public static HostView Read(Host host)
     {
         var mounts = Cgroup2.FindMounts();
-        // Only where cgroup2 is visible already: reading the host never mounts anything.
-        string? subtree = CgroupPaths.Preferred(mounts) is { } root ? Path.Combine(root, CgroupBpfMechanism.Subtree) : null;
+        // Reading the host never mounts anything: where no cgroup2 is visible (ip netns exec), a detached read-only one.
+        string? subtree = CgroupPaths.FindForReading() is { } root ? Path.Combine(root, CgroupBpfMechanism.Subtree) : null;
         return new(
             host.Rtnl.Links(),
             host.Rtnl.Addresses(),

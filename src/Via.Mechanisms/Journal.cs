@@ -32,6 +32,13 @@ public static class Journal
     /// <summary>via's state directory; VIA_STATE_DIR overrides it (tests).</summary>
     public static string StateDirectory => Environment.GetEnvironmentVariable("VIA_STATE_DIR") is { Length: > 0 } d ? d : "/run/via";
 
+    /// <summary>
+    /// True with the default state directory: its journals then account for every cgroup in via's
+    /// subtree. Another state directory (VIA_STATE_DIR, tests) shares the subtree with /run/via and
+    /// with other such directories, so cgroups it does not know may be theirs.
+    /// </summary>
+    public static bool OwnsCgroupSubtree => StateDirectory == "/run/via";
+
     public static string RoutesDirectory => Path.Combine(StateDirectory, "routes");
 
     public static string LockPath => Path.Combine(StateDirectory, "lock");
@@ -54,26 +61,38 @@ public static class Journal
         foreach (var path in Directory.EnumerateFiles(RoutesDirectory, "*.json"))
         {
             ActiveRoute? route = null;
-            try { route = Read(path); } catch (Exception e) when (e is IOException or InvalidDataException) { }
+            try { route = Read(path); } catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException) { }
             if (route is not null) yield return (path, route);
         }
     }
 
-    public static void Remove(string id) => File.Delete(PathOf(id));
+    /// <summary>Removes the route's journal; nothing to do when it (or via's whole state directory) is gone.</summary>
+    public static void Remove(string id)
+    {
+        try { File.Delete(PathOf(id)); }
+        catch (DirectoryNotFoundException) { }
+    }
 
-    /// <summary>Journal files that cannot be read (damaged, or half-written by a crash), with why.</summary>
-    public static IEnumerable<(string Path, string Why)> Unreadable()
+    /// <summary>
+    /// Journal files that cannot be used, with why: <paramref name="Damaged"/> when read but not a
+    /// journal (or half-written by a crash), false when they could not be read at all (an I/O
+    /// error: the journal may be fine, and must not be taken for garbage).
+    /// </summary>
+    public static IEnumerable<(string Path, string Why, bool Damaged)> Unreadable()
     {
         if (!Directory.Exists(RoutesDirectory)) yield break;
         foreach (var path in Directory.EnumerateFiles(RoutesDirectory))
         {
-            string? why = null;
-            if (!path.EndsWith(".json", StringComparison.Ordinal)) why = "left over from an interrupted write";
-            else
+            if (!path.EndsWith(".json", StringComparison.Ordinal))
             {
-                try { Read(path); } catch (Exception e) when (e is IOException or InvalidDataException) { why = e.Message; }
+                yield return (path, "left over from an interrupted write", true);
+                continue;
             }
-            if (why is not null) yield return (path, why);
+            (string, bool)? problem = null;
+            try { Read(path); }
+            catch (InvalidDataException e) { problem = (e.Message, true); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { problem = ($"cannot read it: {e.Message}", false); }
+            if (problem is var (why, damaged)) yield return (path, why, damaged);
         }
     }
 }

@@ -1,19 +1,69 @@
+using System.Diagnostics;
+using System.Globalization;
 using Via.Kernel.Processes;
 
 namespace Via.Mechanisms;
 
 /// <summary>
-/// The routes via has made, shared between concurrent invocations. Every method runs under
-/// via's lock (/run/via/lock): choosing numbers, joining, leaving and tearing down are serialized,
-/// so two invocations never make the same route twice, and a route is never removed while a via
-/// that joined it is about to launch into it.
+/// The routes via has made, shared between concurrent invocations. Every method that changes
+/// something runs under via's lock (/run/via/lock): choosing numbers, joining, leaving and tearing
+/// down are serialized, so two invocations never make the same route twice, and a route is never
+/// removed while a via that joined it is about to launch into it. Read-only commands take no lock
+/// (taking it would mean creating it).
 /// </summary>
 public static class RouteRegistry
 {
-    public static FileLock Lock()
+    /// <summary>How long a via waits for the lock before giving up; VIA_LOCK_TIMEOUT (seconds) overrides it (tests).</summary>
+    public static TimeSpan LockTimeout =>
+        double.TryParse(Environment.GetEnvironmentVariable("VIA_LOCK_TIMEOUT"), NumberStyles.Float, CultureInfo.InvariantCulture, out double s) && s > 0
+            ? TimeSpan.FromSeconds(s) : TimeSpan.FromSeconds(30);
+
+    /// <summary>After this long, <see cref="Lock"/> says once whom it waits for.</summary>
+    private static readonly TimeSpan QuietWait = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Takes via's lock, writing this process into it ("PID via ARGS") so that a via waiting for it
+    /// can say whom it waits for. Tells <paramref name="waiting"/> once, after a second, who holds
+    /// it; gives up after <see cref="LockTimeout"/> with a <see cref="TimeoutException"/> naming the holder.
+    /// </summary>
+    public static FileLock Lock(Action<string>? waiting = null)
     {
-        Directory.CreateDirectory(Journal.StateDirectory);
-        return FileLock.Acquire(Journal.LockPath);
+        try { Directory.CreateDirectory(Journal.StateDirectory); }
+        catch (IOException e) { throw new IOException($"cannot make via's state directory {Journal.StateDirectory}: {e.Message}", e); }
+        var clock = Stopwatch.StartNew();
+        var timeout = LockTimeout;
+        bool told = false;
+        for (int pause = 2; ; pause = Math.Min(pause * 2, 50))
+        {
+            if (FileLock.TryAcquire(Journal.LockPath) is { } acquired)
+            {
+                acquired.WriteHolder(Self());
+                return acquired;
+            }
+            if (!told && clock.Elapsed >= QuietWait)
+            {
+                waiting?.Invoke($"waiting for the lock held by {Holder()}");
+                told = true;
+            }
+            if (clock.Elapsed >= timeout)
+                throw new TimeoutException($"gave up after {timeout.TotalSeconds:0.#} s waiting for via's lock {Journal.LockPath}, held by {Holder()}; if that via is stuck, stop it, then run 'via gc'");
+            Thread.Sleep(pause);
+        }
+    }
+
+    /// <summary>"pid N (via run --dev eth1 -- curl ...)", from the lock file.</summary>
+    private static string Holder()
+    {
+        string? text = FileLock.ReadHolder(Journal.LockPath);
+        if (text is null) return "another process";
+        int space = text.IndexOf(' ', StringComparison.Ordinal);
+        return space < 0 ? $"pid {text}" : $"pid {text[..space]} ({text[(space + 1)..]})";
+    }
+
+    private static string Self()
+    {
+        string command = "via " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
+        return $"{Environment.ProcessId} {(command.Length > 120 ? command[..117] + "..." : command)}";
     }
 
     public static IReadOnlyList<ActiveRoute> All() => Journal.ReadAll().Select(j => j.Route).ToList();
@@ -34,27 +84,41 @@ public static class RouteRegistry
     /// <summary>
     /// <paramref name="user"/> is done with the route. If no other user lives and no process is left
     /// in it, the route is torn down; if processes remain (daemons) with no via to watch them, the
-    /// caller should start a reaper.
+    /// caller should start a reaper. <paramref name="remembered"/> is the route as the caller knows
+    /// it: used when via's state directory was removed under the live route (a wiped /run), so that
+    /// what this via made is still undone (and what is left recorded again) rather than forgotten.
     /// </summary>
-    public static (Outcome Outcome, List<string> Failures) Leave(string id, ProcessIdentity user, Action? undone = null)
+    public static (Outcome Outcome, List<string> Problems) Leave(string id, ProcessIdentity user, Action? undone = null, ActiveRoute? remembered = null)
     {
+        var notes = new List<string>();
         ActiveRoute route;
-        try { route = Journal.Read(Journal.PathOf(id)); }
-        catch (FileNotFoundException) { return (Outcome.Gone, []); }
+        try
+        {
+            route = Journal.Read(Journal.PathOf(id));
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            // A journal is only ever removed with its whole route: the file alone missing means
+            // another via, 'via down' or 'via gc' removed the route. The directory missing means
+            // the state was wiped.
+            if (remembered is null || Directory.Exists(Journal.RoutesDirectory)) return (Outcome.Gone, []);
+            route = remembered;
+            notes.Add($"via's state directory {Journal.RoutesDirectory} was removed while route {id} was in use; removing the route from what this via remembers");
+        }
         var others = route.Users.Where(u => u != user && u.IsAlive).ToList();
         if (others.Count > 0)
         {
             Journal.Write(route with { Users = others });
-            return (Outcome.InUse, []);
+            return (Outcome.InUse, notes);
         }
-        if (Teardown.HasMembers(route))
+        if (Teardown.HasMembers(route, mayMount: true))
         {
             Journal.Write(route with { Users = [] });
-            return (Outcome.ProcessesRemain, []);
+            return (Outcome.ProcessesRemain, notes);
         }
-        return (Outcome.Removed, Teardown.Run(route, undone));
+        return (Outcome.Removed, [.. notes, .. Teardown.Run(route, undone).Problems(id)]);
     }
 
-    /// <summary>True if no user lives and no process is in the route: nothing would miss it.</summary>
-    public static bool IsAbandoned(ActiveRoute route) => !route.Users.Any(u => u.IsAlive) && !Teardown.HasMembers(route);
+    /// <summary>True if no user lives and no process is (or may be) in the route: nothing would miss it.</summary>
+    public static bool IsAbandoned(ActiveRoute route, bool mayMount = false) => !route.Users.Any(u => u.IsAlive) && !Teardown.HasMembers(route, mayMount);
 }

@@ -39,13 +39,14 @@ public static class Reaper
         {
             ActiveRoute route;
             try { route = Journal.Read(Journal.PathOf(id)); }
-            catch (FileNotFoundException) { return ExitCodes.Ok; } // removed by another via, down or gc
+            // Removed by another via, down or gc; or via's state directory was wiped, and 'via gc' finds the route by its tags.
+            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return ExitCodes.Ok; }
             Teardown.WaitUntilEmpty(route, TimeSpan.FromMilliseconds(100));
             using (RouteRegistry.Lock())
             {
-                var (outcome, failures) = RouteRegistry.Leave(id, ProcessIdentity.Self);
+                var (outcome, problems) = RouteRegistry.Leave(id, ProcessIdentity.Self);
                 // InUse: a via joined meanwhile and will remove the route itself when it leaves.
-                if (outcome != RouteRegistry.Outcome.ProcessesRemain) return failures.Count == 0 ? ExitCodes.Ok : ExitCodes.ViaFailed;
+                if (outcome != RouteRegistry.Outcome.ProcessesRemain) return problems.Count == 0 ? ExitCodes.Ok : ExitCodes.ViaFailed;
             }
         }
     }

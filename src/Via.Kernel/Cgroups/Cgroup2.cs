@@ -33,6 +33,21 @@ public static unsafe class Cgroup2
         if (Libc.mount("none", target, "cgroup2", 0, null) < 0) throw Errno.Last("mount -t cgroup2", target);
     }
 
+    /// <summary>
+    /// A read-only cgroup2 mount attached nowhere (fsopen, fsconfig, fsmount): readable through
+    /// the returned descriptor (as /proc/self/fd/N/...), invisible in every mount table, gone when
+    /// the descriptor is closed. For reading cgroups where none is mounted, without mounting one.
+    /// </summary>
+    public static SafeFd OpenDetached()
+    {
+        nint fs;
+        fixed (byte* name = "cgroup2\0"u8)
+            fs = Libc.syscall3((nint)Libc.SYS_fsopen, (nint)name, Libc.FSOPEN_CLOEXEC, 0);
+        using var context = SafeFd.FromResult((int)fs, "fsopen", "cgroup2");
+        if (Libc.syscall5((nint)Libc.SYS_fsconfig, context.Value, Libc.FSCONFIG_CMD_CREATE, 0, 0, 0) < 0) throw Errno.Last("fsconfig create", "cgroup2");
+        return SafeFd.FromResult((int)Libc.syscall3((nint)Libc.SYS_fsmount, context.Value, Libc.FSMOUNT_CLOEXEC, Libc.MOUNT_ATTR_RDONLY), "fsmount", "cgroup2");
+    }
+
     /// <summary>mkdir PATH; false when it existed already.</summary>
     public static bool Create(string path)
     {
@@ -58,16 +73,18 @@ public static unsafe class Cgroup2
         if (Libc.write(fd.Value, &zero, 1) < 0) throw Errno.Last("write 0 to", procs);
     }
 
-    /// <summary>True while any process is in the cgroup or its descendants (cgroup.events "populated 1").</summary>
-    public static bool IsPopulated(string path)
+    /// <summary>
+    /// Whether any process is in the cgroup or its descendants (cgroup.events "populated 1"); null
+    /// when nothing exists at <paramref name="path"/>. Throws (IOException, InvalidDataException)
+    /// when the path exists but its state cannot be read: the caller decides what not knowing means.
+    /// </summary>
+    public static bool? Populated(string path)
     {
-        try
-        {
-            foreach (var line in File.ReadLines(Path.Combine(path, "cgroup.events")))
-                if (line.StartsWith("populated ", StringComparison.Ordinal)) return line.EndsWith('1');
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { }
-        return false;
+        if (!Path.Exists(path)) return null;
+        string events = Path.Combine(path, "cgroup.events");
+        foreach (var line in File.ReadLines(events))
+            if (line.StartsWith("populated ", StringComparison.Ordinal)) return line.EndsWith('1');
+        throw new InvalidDataException($"{events} has no 'populated' line");
     }
 
     /// <summary>PIDs in the cgroup itself (cgroup.procs); empty if it is gone.</summary>

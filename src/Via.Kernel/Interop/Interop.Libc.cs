@@ -36,6 +36,13 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "syscall", SetLastError = true)]
     internal static partial nint syscall3(nint number, nint a1, nint a2, nint a3);
 
+    [LibraryImport(Lib, EntryPoint = "syscall", SetLastError = true)]
+    internal static partial nint syscall5(nint number, nint a1, nint a2, nint a3, nint a4, nint a5);
+
+    /// <summary>The new mount API (Linux 5.2): one number on every architecture (asm-generic, after 424).</summary>
+    internal const long SYS_fsopen = 430, SYS_fsconfig = 431, SYS_fsmount = 432;
+    internal const int FSOPEN_CLOEXEC = 1, FSCONFIG_CMD_CREATE = 6, FSMOUNT_CLOEXEC = 1, MOUNT_ATTR_RDONLY = 1;
+
     [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int open(string path, int flags, int mode);
 
@@ -44,6 +51,15 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, SetLastError = true)]
     internal static partial int flock(int fd, int operation);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int ftruncate(int fd, long length);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial nint pread(int fd, void* buf, nuint len, long offset);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial nint pwrite(int fd, void* buf, nuint len, long offset);
 
     [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int mount(string? source, string target, string? fstype, nuint flags, string? data);
@@ -119,7 +135,8 @@ internal static unsafe partial class Libc
     }
 
     internal const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_CLOEXEC = 0x80000, O_DIRECTORY = 0x10000;
-    internal const int LOCK_EX = 2, LOCK_UN = 8;
+    internal const int LOCK_SH = 1, LOCK_EX = 2, LOCK_NB = 4, LOCK_UN = 8;
+    internal const int SOL_SOCKET = 1, SO_RCVTIMEO = 20;
     internal const int SIG_SETMASK = 2;
     internal const int SIGPIPE = 13;
     internal const long SYS_bpf = 321; // x86-64; see Bpf.SyscallNumber for other architectures

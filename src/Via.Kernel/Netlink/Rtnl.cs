@@ -16,9 +16,24 @@ public sealed unsafe class Rtnl : IDisposable
     private uint _sequence = (uint)Environment.TickCount;
     private readonly byte[] _receive = new byte[1 << 16];
 
-    private Rtnl(SafeFd socket) => _socket = socket;
+    private readonly TimeSpan _receiveTimeout;
 
-    public static Rtnl Open()
+    private Rtnl(SafeFd socket, TimeSpan receiveTimeout)
+    {
+        _socket = socket;
+        _receiveTimeout = receiveTimeout;
+    }
+
+    /// <summary>
+    /// How long a receive waits for the kernel's answer. The kernel answers every request at once;
+    /// a socket that stays silent (a lost reply, a bug of ours) must end in an error, not a via
+    /// that hangs while holding the global lock.
+    /// </summary>
+    public static readonly TimeSpan DefaultReceiveTimeout = TimeSpan.FromSeconds(10);
+
+    public static Rtnl Open() => Open(DefaultReceiveTimeout);
+
+    public static Rtnl Open(TimeSpan receiveTimeout)
     {
         var fd = SafeFd.FromResult(Libc.socket(Nl.AF_NETLINK, Nl.SOCK_RAW | Nl.SOCK_CLOEXEC, Nl.NETLINK_ROUTE), "socket", "AF_NETLINK/NETLINK_ROUTE");
         var addr = new SockaddrNl { Family = Nl.AF_NETLINK };
@@ -30,7 +45,16 @@ public sealed unsafe class Rtnl : IDisposable
         }
         int one = 1; // extended acks: the kernel says which attribute it refused
         Libc.setsockopt(fd.Value, Nl.SOL_NETLINK, Nl.NETLINK_EXT_ACK, &one, sizeof(int));
-        return new Rtnl(fd);
+        long* timeval = stackalloc long[2]; // struct timeval { time_t tv_sec; suseconds_t tv_usec; }
+        timeval[0] = (long)receiveTimeout.TotalSeconds;
+        timeval[1] = receiveTimeout.Milliseconds * 1000L;
+        if (Libc.setsockopt(fd.Value, Libc.SOL_SOCKET, Libc.SO_RCVTIMEO, timeval, 2 * sizeof(long)) < 0)
+        {
+            var error = Errno.Last("setsockopt SO_RCVTIMEO", "netlink socket");
+            fd.Dispose();
+            throw error;
+        }
+        return new Rtnl(fd, receiveTimeout);
     }
 
     public void Dispose() => _socket.Dispose();
@@ -322,8 +346,11 @@ public sealed unsafe class Rtnl : IDisposable
             {
                 nint n = Libc.recv(_socket.Value, p, (nuint)_receive.Length, 0);
                 if (n >= 0) return (int)n;
-                if (Marshal.GetLastPInvokeError() == Errno.EINTR) continue;
-                throw Errno.Last(operation, "netlink receive");
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno == Errno.EINTR) continue;
+                if (errno == Errno.EAGAIN)
+                    throw new KernelException(operation, "(netlink receive)", errno, $"no answer from the kernel within {_receiveTimeout.TotalSeconds:0.#} s; the change may or may not have been made");
+                throw new KernelException(operation, "(netlink receive)", errno);
             }
         }
     }

@@ -10,11 +10,36 @@ namespace Via.Mechanisms.Cgroup;
 public static class CgroupPaths
 {
     /// <summary>The cgroup2 root of this mount namespace: the unified mount, the hybrid one, or via's private mount (made if needed).</summary>
-    public static string Root()
+    public static string Root() => Find() ?? MountPrivate();
+
+    /// <summary>The cgroup2 root visible in this mount namespace, or null: never mounts.</summary>
+    public static string? Find() => Preferred(Cgroup2.FindMounts());
+
+    /// <summary>
+    /// Where a read-only command reads cgroups: the visible cgroup2 mount, else a detached one
+    /// (<see cref="Cgroup2.OpenDetached"/>, as /proc/self/fd/N) that changes no mount table; null
+    /// when neither can be had (not root, a kernel before 5.2). Never a path to record.
+    /// </summary>
+    public static string? FindForReading() => Find() ?? Detached.Value;
+
+    private static readonly Lazy<string?> Detached = new(() =>
     {
-        var mounts = Cgroup2.FindMounts();
-        string? found = Preferred(mounts);
-        if (found is not null) return found;
+        try
+        {
+            // Kept open for the life of the process: the path below goes through this descriptor.
+            _detached = Cgroup2.OpenDetached();
+            return $"/proc/self/fd/{_detached.Value}";
+        }
+        catch (Via.Kernel.KernelException)
+        {
+            return null;
+        }
+    });
+
+    private static Via.Kernel.SafeFd? _detached;
+
+    private static string MountPrivate()
+    {
         Cgroup2.Mount(CgroupBpfMechanism.PrivateMount);
         return CgroupBpfMechanism.PrivateMount;
     }
@@ -25,11 +50,19 @@ public static class CgroupPaths
         ?? mounts.FirstOrDefault();
 
     /// <summary>The recorded cgroup path as seen from this mount namespace.</summary>
-    public static string Resolve(string recorded)
+    public static string Resolve(string recorded) => TryResolve(recorded, mayMount: true)!;
+
+    /// <summary>
+    /// <see cref="Resolve"/>, but when no cgroup2 is mounted here and <paramref name="mayMount"/> is
+    /// false (a read-only command), null instead of mounting one.
+    /// </summary>
+    public static string? TryResolve(string recorded, bool mayMount)
     {
         if (Directory.Exists(recorded)) return recorded;
         string marker = "/" + CgroupBpfMechanism.Subtree + "/";
         int at = recorded.LastIndexOf(marker, StringComparison.Ordinal);
-        return at < 0 ? recorded : Root() + recorded[at..];
+        if (at < 0) return recorded;
+        string? root = mayMount ? Root() : FindForReading();
+        return root is null ? null : root + recorded[at..];
     }
 }

@@ -80,8 +80,9 @@ public sealed record RouteCounters(ulong OutPackets, ulong OutBytes, ulong InPac
     /// </summary>
     public static RouteCounters? Read(string cgroupPath)
     {
-        string path = CgroupPaths.Resolve(cgroupPath);
-        if (!Directory.Exists(path)) return null;
+        // Read-only (via ls, via top): a cgroup2 mount is never made for it.
+        string? path = CgroupPaths.TryResolve(cgroupPath, mayMount: false);
+        if (path is null || !Directory.Exists(path)) return null;
         using var cgroup = Cgroup2.OpenDirectory(path);
         foreach (uint id in BpfSyscall.Query(cgroup, BpfAttachType.CgroupInetEgress, path))
         {

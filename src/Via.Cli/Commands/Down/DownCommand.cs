@@ -25,7 +25,7 @@ public static class DownCommand
               sudo via down eth1
               sudo via down --all
             """) { Route, All };
-        command.SetAction(parse => Say.Guard(() => Run(parse.GetValue(Route), parse.GetValue(All))));
+        command.SetAction(parse => Run(parse.GetValue(Route), parse.GetValue(All)));
         return command;
     }
 
@@ -33,7 +33,7 @@ public static class DownCommand
     {
         if ((which is null) == !all) return Say.Error("name one route, or pass --all (not both); 'via ls' lists them");
         if (!Exec.IsRoot) return Say.Error("'via down' changes routing rules and needs root; run it with sudo");
-        using (RouteRegistry.Lock())
+        using (RouteRegistry.Lock(Say.Note))
         {
             var routes = RouteRegistry.All();
             List<ActiveRoute> selected;
@@ -53,20 +53,24 @@ public static class DownCommand
             int failed = 0;
             foreach (var route in selected)
             {
-                List<string> failures;
+                TeardownResult result;
                 string outcome;
-                if (!Teardown.HasMembers(route)) // no process to cut off: remove it all
+                var membership = Teardown.Occupancy(route, mayMount: true);
+                if (!membership.MayHaveMembers) // no process to cut off: remove it all
                 {
-                    failures = Teardown.Run(route);
-                    outcome = "removed";
+                    result = Teardown.Run(route);
+                    outcome = result.Complete ? "removed" : "removed in part";
                 }
                 else
                 {
-                    (_, failures) = Teardown.CutOff(route);
-                    outcome = $"cut off; {Teardown.Members(route).Count} process(es) keep no network until they exit";
+                    // Processes remain, or may (their membership cannot be read): cut off, never torn down under them.
+                    (_, result) = Teardown.CutOff(route);
+                    outcome = membership.Unknown is { } unknown
+                        ? $"cut off; {unknown}, so it is kept until 'via gc' can tell that no process is left"
+                        : $"cut off; {Teardown.Members(route, mayMount: true).Count} process(es) keep no network until they exit";
                 }
-                foreach (var f in failures) Console.Error.WriteLine("via: could not undo: " + f);
-                failed += failures.Count;
+                foreach (var p in result.Problems(route.Id)) Say.Note(p);
+                if (!result.Complete) failed++;
                 Console.WriteLine($"{route.Id}: {outcome}");
             }
             return failed == 0 ? ExitCodes.Ok : ExitCodes.ViaFailed;

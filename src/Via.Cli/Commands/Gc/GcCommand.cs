@@ -23,7 +23,7 @@ public static class GcCommand
               sudo via gc
               sudo via gc --dry-run
             """) { DryRun, Json };
-        command.SetAction(parse => Say.Guard(() => Run(parse.GetValue(DryRun), parse.GetValue(Json))));
+        command.SetAction(parse => Run(parse.GetValue(DryRun), parse.GetValue(Json)));
         return command;
     }
 
@@ -31,27 +31,37 @@ public static class GcCommand
     {
         if (!Exec.IsRoot) return Say.Error("'via gc' removes routing rules and cgroups and needs root; run it with sudo");
         List<Collector.Removal> removed;
-        using (RouteRegistry.Lock())
+        if (dryRun)
+        {
+            // Reads only: no lock (taking it creates it), no mount, nothing created.
             removed = Collector.Collect(Planner.Protocol, dryRun);
+        }
+        else
+        {
+            using (RouteRegistry.Lock(Say.Note))
+                removed = Collector.Collect(Planner.Protocol, dryRun);
+        }
         if (json)
         {
-            var doc = removed.Select(r => new GcItem(r.What, r.Why, r.Failures.ToArray())).ToArray();
+            var doc = removed.Select(r => new GcItem(r.What, r.Why, r.Failures.ToArray(), r.Kept)).ToArray();
             Console.WriteLine(JsonSerializer.Serialize(doc, GcJson.Default.GcItemArray));
         }
         else
         {
             foreach (var r in removed)
             {
-                Console.WriteLine($"{(dryRun ? "would remove" : "removed")} {r.What}: {r.Why}");
-                foreach (var f in r.Failures) Console.Error.WriteLine("via: could not undo: " + f);
+                if (r.Kept) Say.Note($"{(dryRun ? "would keep" : "kept")} {r.What}: {r.Why}");
+                else Console.WriteLine($"{(dryRun ? "would remove" : r.Failures.Count > 0 ? "removed part of" : "removed")} {r.What}: {r.Why}");
+                foreach (var f in r.Failures) Say.Note("could not undo: " + f);
             }
             if (removed.Count == 0) Console.WriteLine("nothing to collect");
         }
-        return removed.All(r => r.Failures.Count == 0) ? ExitCodes.Ok : ExitCodes.ViaFailed;
+        return removed.All(r => r.Failures.Count == 0 && !r.Kept) ? ExitCodes.Ok : ExitCodes.ViaFailed;
     }
 }
 
-public sealed record GcItem(string What, string Why, string[] Failures);
+/// <param name="Kept">Not removed (or not all of it): <paramref name="Why"/> says why.</param>
+public sealed record GcItem(string What, string Why, string[] Failures, bool Kept);
 
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(GcItem[]))]

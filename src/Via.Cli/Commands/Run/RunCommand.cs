@@ -60,7 +60,7 @@ public static class RunCommand
                 PlanPrinter.Print(NewPlan(view, resolved), o.Command, who, o.Json, Dns(view, resolved));
                 return ExitCodes.Ok;
             }
-            using (RouteRegistry.Lock())
+            using (RouteRegistry.Lock(Say.Note))
             {
                 var view = HostView.Read(host);
                 var resolved = RouteResolver.Resolve(request, view);
@@ -88,9 +88,13 @@ public static class RunCommand
                             fault.At("apply");
                         });
                     }
-                    catch
+                    catch (ApplyException e)
                     {
-                        Journal.Remove(active.Id);
+                        // What could not be undone stays in the journal, for 'via gc'. (Any other
+                        // failure keeps the whole journal: this via is gone, so gc removes the route.)
+                        Teardown.Record(active, e.Leftovers);
+                        foreach (var l in e.Leftovers) Say.Note("could not undo: " + l);
+                        if (e.Leftovers.Count > 0) Say.Note($"what is left is recorded in {Journal.PathOf(active.Id)}; 'via gc' retries it");
                         throw;
                     }
                 }
@@ -102,7 +106,6 @@ public static class RunCommand
         }
         catch (ApplyException e)
         {
-            foreach (var l in e.Leftovers) Console.Error.WriteLine("via: could not undo: " + l);
             return Say.Error($"could not set up the route: {e.Message}{Hint(e)}");
         }
         catch (KernelException e)
@@ -124,26 +127,27 @@ public static class RunCommand
             {
                 status = Launch(active, path, o.Command, who, signals, dns.Private);
             }
-            catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException or ViaException or KernelException)
+            catch (Exception e)
             {
-                status = Say.Error($"could not start the program: {e.Message}");
+                // Reported in one line; the route is still left below, as after any program.
+                status = Say.Error($"could not start the program: {Say.Describe(e)}");
             }
         }
 
         fault.At("exit");
-        (RouteRegistry.Outcome outcome, List<string> failures) left;
+        (RouteRegistry.Outcome outcome, List<string> problems) left;
         try
         {
-            using (RouteRegistry.Lock())
-                left = RouteRegistry.Leave(active.Id, ProcessIdentity.Self, () => fault.At("undo"));
+            using (RouteRegistry.Lock(Say.Note))
+                left = RouteRegistry.Leave(active.Id, ProcessIdentity.Self, () => fault.At("undo"), remembered: active);
         }
-        catch (Exception e) when (e is IOException or KernelException or UnauthorizedAccessException or InvalidDataException)
+        catch (Exception e)
         {
             // The program's status is still the answer; the route stays fail-closed until 'via gc'.
-            Console.Error.WriteLine($"via: could not remove route {active.Id}: {e.Message}; 'via gc' will");
+            Say.Note($"could not remove route {active.Id}: {Say.Describe(e)}; 'via gc' will");
             return status;
         }
-        foreach (var f in left.failures) Console.Error.WriteLine("via: could not undo: " + f);
+        foreach (var p in left.problems) Say.Note(p);
         if (left.outcome == RouteRegistry.Outcome.ProcessesRemain)
         {
             // Daemonized descendants are still in the route: a detached reaper removes it once they are gone.

@@ -79,8 +79,8 @@ public static class RunCommandDefinition
             """
             Run a program whose traffic (IPv4 and IPv6, TCP and UDP, its children and daemons included) leaves
             through one interface, while every other program keeps its route. If the interface goes down, the
-            program's connections fail (ENETUNREACH) instead of leaving another way. When the last program of the
-            route exits, everything via set up for it is removed.
+            program's connections fail with EHOSTUNREACH ("No route to host", IPv4 and IPv6 alike) instead of
+            leaving another way. When the last program of the route exits, everything via set up for it is removed.
 
               sudo via run --dev eth1 -- curl https://example.org
               sudo via run --dev eth1 --gateway 192.168.2.1 --src 192.168.2.7 -- ./my-go-service
