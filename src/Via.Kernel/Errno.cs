@@ -7,7 +7,7 @@ public static class Errno
 {
     public const int EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EIO = 5, EBADF = 9, EAGAIN = 11,
         ENOMEM = 12, EACCES = 13, ENOTEMPTY = 39, ENOSYS = 38, EBUSY = 16, EEXIST = 17, ENOTDIR = 20, EINVAL = 22, ENOSPC = 28,
-        ENOEXEC = 8, ENODEV = 19, ENOTSUP = 95, EOPNOTSUPP = 95, ENETUNREACH = 101, EHOSTUNREACH = 113, EADDRNOTAVAIL = 99, EWOULDBLOCK = EAGAIN;
+        ENOEXEC = 8, ENODEV = 19, ENOTSUP = 95, EOPNOTSUPP = 95, ENETUNREACH = 101, EHOSTUNREACH = 113, EADDRNOTAVAIL = 99, ENOBUFS = 105, EWOULDBLOCK = EAGAIN;
 
     /// <summary>Reads errno of the last P/Invoke at once and wraps it with what failed and on what.</summary>
     public static KernelException Last(string operation, string target) =>
@@ -19,7 +19,7 @@ public static class Errno
         EBADF => "EBADF", EAGAIN => "EAGAIN", ENOMEM => "ENOMEM", EACCES => "EACCES", EBUSY => "EBUSY",
         EEXIST => "EEXIST", ENOTDIR => "ENOTDIR", EINVAL => "EINVAL", ENOSPC => "ENOSPC",
         ENOEXEC => "ENOEXEC", ENODEV => "ENODEV", ENOTSUP => "EOPNOTSUPP", ENETUNREACH => "ENETUNREACH", EHOSTUNREACH => "EHOSTUNREACH",
-        EADDRNOTAVAIL => "EADDRNOTAVAIL", _ => "errno " + errno,
+        EADDRNOTAVAIL => "EADDRNOTAVAIL", ENOBUFS => "ENOBUFS", _ => "errno " + errno,
     };
 }
 

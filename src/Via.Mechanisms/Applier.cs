@@ -109,6 +109,37 @@ public static class Applier
         return failures;
     }
 
+    /// <summary>
+    /// Brings a live route back to its plan (its watcher): applies <paramref name="add"/> (guards
+    /// first, then routes and rules in one batch), then undoes <paramref name="remove"/>. Unlike
+    /// <see cref="Apply"/> it is not all or nothing: what it adds is a route's way out and its
+    /// fail-closed rules, and each one that is made is better than none. Something that exists
+    /// already (another via that shares the route repaired it first) counts as made. Returns what
+    /// failed, one line each.
+    /// </summary>
+    public static List<string> Reconcile(Host host, IReadOnlyList<HostChange> add, IReadOnlyList<HostChange> remove)
+    {
+        var problems = new List<string>();
+        foreach (var c in add.Where(c => c.ApplyRequest is null))
+        {
+            try { c.Apply(host); }
+            catch (Exception e) { problems.Add($"{c.Command}: {(e is Kernel.KernelException k ? k.Reason : e.Message)}"); }
+        }
+        var batch = add.Where(c => c.ApplyRequest is not null).ToList();
+        try
+        {
+            var outcomes = host.Rtnl.Batch([.. batch.Select(c => c.ApplyRequest!)]);
+            for (int i = 0; i < batch.Count; i++)
+                if (outcomes[i].Error is { ErrorCode: not Kernel.Errno.EEXIST } error) problems.Add($"{batch[i].Command}: {error.Reason}");
+        }
+        catch (Exception e)
+        {
+            problems.Add($"{batch.Count} routes and rules: {e.Message}");
+        }
+        problems.AddRange(Undo(host, remove).Select(l => $"could not remove {l}"));
+        return problems;
+    }
+
     /// <summary>Why, for a message that already names the change: the errno alone when the failed call is the undo command itself.</summary>
     private static string Reason(HostChange change, Exception e) => e switch
     {

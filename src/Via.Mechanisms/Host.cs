@@ -26,5 +26,8 @@ public sealed class Host : IDisposable
 
     public Rtnl Rtnl => _rtnl ??= _networkPath is null ? Rtnl.Open() : Namespaces.InNetwork(_networkPath, Rtnl.Open);
 
+    /// <summary>A subscription to the kernel's announcements of changed links, addresses, routes and rules, in this host's namespace.</summary>
+    public RtnlMonitor OpenMonitor() => _networkPath is null ? RtnlMonitor.Open() : Namespaces.InNetwork(_networkPath, RtnlMonitor.Open);
+
     public void Dispose() => _rtnl?.Dispose();
 }

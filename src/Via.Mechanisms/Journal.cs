@@ -25,7 +25,36 @@ public sealed record ActiveRoute(
     string? Cgroup,
     List<ProcessIdentity> Users,
     bool Down,
-    List<HostChange> Changes);
+    List<HostChange> Changes)
+{
+    /// <summary>What the user asked for beyond the interface: <c>--gateway</c> and <c>--src</c> (null: found on the host).
+    /// The route follows IFACE by name with these, so a re-made route is the one that was asked for.</summary>
+    public string? RequestedGateway { get; init; }
+
+    public string? RequestedSource { get; init; }
+
+    /// <summary><c>--table</c>, when the user chose the table (part of the route's <see cref="Key"/>).</summary>
+    public uint? RequestedTable { get; init; }
+
+    /// <summary>Whether the route has its way out now (<see cref="RouteHealth"/>), as its watcher last saw it.</summary>
+    public string Health { get; init; } = RouteHealth.Up;
+
+    /// <summary>Why it waits (IFACE gone, down, without an address or gateway); null when up.</summary>
+    public string? Waiting { get; init; }
+
+    /// <summary>How many times a watcher put back what another program or the kernel had removed.</summary>
+    public int Repairs { get; init; }
+}
+
+/// <summary>The states of a route's way out, as <c>via ls</c> shows them.</summary>
+public static class RouteHealth
+{
+    /// <summary>Its table, rules and guard are all there for IFACE as it is now.</summary>
+    public const string Up = "up";
+
+    /// <summary>IFACE is gone, down, or has no address or gateway: the kill switch and fwmark rules hold (fail closed) until it is back.</summary>
+    public const string Waiting = "waiting";
+}
 
 public static class Journal
 {

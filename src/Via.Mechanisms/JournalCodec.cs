@@ -43,6 +43,12 @@ internal static class JournalCodec
             }
             w.WriteEndArray();
             w.WriteBoolean("down", r.Down);
+            if (r.RequestedGateway is not null) w.WriteString("requestedGateway", r.RequestedGateway);
+            if (r.RequestedSource is not null) w.WriteString("requestedSource", r.RequestedSource);
+            if (r.RequestedTable is { } requestedTable) w.WriteNumber("requestedTable", requestedTable);
+            w.WriteString("state", r.Health);
+            if (r.Waiting is not null) w.WriteString("waiting", r.Waiting);
+            w.WriteNumber("repairs", r.Repairs);
             w.WriteStartArray("changes");
             foreach (var c in r.Changes) WriteChange(w, c);
             w.WriteEndArray();
@@ -137,7 +143,16 @@ internal static class JournalCodec
                 Str(o, "cgroup"),
                 [.. o.GetProperty("users").EnumerateArray().Select(u => new ProcessIdentity(u.GetProperty("pid").GetInt32(), u.GetProperty("start").GetUInt64()))],
                 o.GetProperty("down").GetBoolean(),
-                [.. o.GetProperty("changes").EnumerateArray().Select(ReadChange)]);
+                [.. o.GetProperty("changes").EnumerateArray().Select(ReadChange)])
+            {
+                // Journals of an earlier via have none of these: a route as it was made, never repaired.
+                RequestedGateway = Str(o, "requestedGateway"),
+                RequestedSource = Str(o, "requestedSource"),
+                RequestedTable = o.TryGetProperty("requestedTable", out var rt) ? rt.GetUInt32() : null,
+                Health = Str(o, "state") ?? RouteHealth.Up,
+                Waiting = Str(o, "waiting"),
+                Repairs = o.TryGetProperty("repairs", out var repairs) ? repairs.GetInt32() : 0,
+            };
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or NotSupportedException)
         {

@@ -24,9 +24,10 @@ public static class RouteRegistry
     /// <summary>
     /// Takes via's lock, writing this process into it ("PID via ARGS") so that a via waiting for it
     /// can say whom it waits for. Tells <paramref name="waiting"/> once, after a second, who holds
-    /// it; gives up after <see cref="LockTimeout"/> with a <see cref="TimeoutException"/> naming the holder.
+    /// it; gives up after <see cref="LockTimeout"/> with a <see cref="TimeoutException"/> naming the holder,
+    /// or when <paramref name="cancel"/> fires (a route's watcher, stopped because its program ended).
     /// </summary>
-    public static FileLock Lock(Action<string>? waiting = null)
+    public static FileLock Lock(Action<string>? waiting = null, CancellationToken cancel = default)
     {
         try { Directory.CreateDirectory(Journal.StateDirectory); }
         catch (IOException e) { throw new IOException($"cannot make via's state directory {Journal.StateDirectory}: {e.Message}", e); }
@@ -45,6 +46,7 @@ public static class RouteRegistry
                 waiting?.Invoke($"waiting for the lock held by {Holder()}");
                 told = true;
             }
+            cancel.ThrowIfCancellationRequested();
             if (clock.Elapsed >= timeout)
                 throw new TimeoutException($"gave up after {timeout.TotalSeconds:0.#} s waiting for via's lock {Journal.LockPath}, held by {Holder()}; if that via is stuck, stop it, then run 'via gc'");
             Thread.Sleep(pause);

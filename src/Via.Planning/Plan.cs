@@ -44,7 +44,11 @@ public static class Planner
     /// namespace, the mechanism, the interface, next hops, source addresses, and a requested table.
     /// </summary>
     public static string Key(string networkNamespace, IMechanism mechanism, ResolvedRoute r, RouteRequest request) =>
-        string.Join('|', networkNamespace, mechanism.Name, r.Link.Name, r.Gateway4, r.Source4, r.Gateway6, r.Source6, request.Table);
+        Key(networkNamespace, mechanism.Name, r, request);
+
+    /// <summary>The same, for a route re-resolved by its watcher (which knows its mechanism by name).</summary>
+    public static string Key(string networkNamespace, string mechanism, ResolvedRoute r, RouteRequest request) =>
+        string.Join('|', networkNamespace, mechanism, r.Link.Name, r.Gateway4, r.Source4, r.Gateway6, r.Source6, request.Table);
 
     /// <summary>The route's name in via ls, via down and the journal: unique while it exists.</summary>
     public static string RouteId(RouteNumbers n) => $"t{n.Table}";

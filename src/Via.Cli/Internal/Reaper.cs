@@ -35,6 +35,8 @@ public static class Reaper
         if (args.Length != 1) return Say.Error("usage: via __reap ROUTE-ID");
         Exec.NewSession(); // leave via's session: a closing terminal must not take the reaper along
         string id = args[0];
+        // The daemons' route keeps following IFACE while they live; the reaper's output goes nowhere.
+        using var watcher = RouteWatcher.Start(id, _ => { });
         while (true)
         {
             ActiveRoute route;

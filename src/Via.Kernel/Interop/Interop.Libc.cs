@@ -26,6 +26,21 @@ internal static unsafe partial class Libc
     internal static partial nint recv(int fd, void* buf, nuint len, int flags);
 
     [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int poll(PollFd* fds, nuint count, int timeoutMs);
+
+    /// <summary>struct pollfd from &lt;poll.h&gt;.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short Revents;
+    }
+
+    internal const short POLLIN = 1;
+    internal const int MSG_DONTWAIT = 0x40;
+
+    [LibraryImport(Lib, SetLastError = true)]
     internal static partial int setsockopt(int fd, int level, int name, void* value, uint len);
 
     [LibraryImport(Lib, SetLastError = true)]

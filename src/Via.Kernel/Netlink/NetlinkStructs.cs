@@ -77,7 +77,11 @@ internal struct SockaddrNl
 
 internal static class Nl
 {
-    public const int AF_NETLINK = 16, NETLINK_ROUTE = 0, SOL_NETLINK = 270, NETLINK_EXT_ACK = 11;
+    public const int AF_NETLINK = 16, NETLINK_ROUTE = 0, SOL_NETLINK = 270, NETLINK_EXT_ACK = 11, NETLINK_ADD_MEMBERSHIP = 1;
+
+    // Multicast groups of NETLINK_ROUTE (enum rtnetlink_groups): what changed links, addresses, routes and rules announce.
+    public const uint RTNLGRP_LINK = 1, RTNLGRP_IPV4_IFADDR = 5, RTNLGRP_IPV4_ROUTE = 7, RTNLGRP_IPV4_RULE = 8,
+        RTNLGRP_IPV6_IFADDR = 9, RTNLGRP_IPV6_ROUTE = 11, RTNLGRP_IPV6_RULE = 19;
     public const int SOCK_RAW = 3, SOCK_CLOEXEC = 0x80000;
 
     public const ushort NLMSG_ERROR = 2, NLMSG_DONE = 3;

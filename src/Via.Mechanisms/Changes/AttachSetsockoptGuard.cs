@@ -14,8 +14,9 @@ public sealed record AttachSetsockoptGuard(string CgroupPath, int DeviceIndex) :
     public override string Command => $"bpftool cgroup attach {CgroupPath} setsockopt <{SocketMarkProgram.GuardName}: EPERM for SO_MARK, SO_BINDTODEVICE, SO_BINDTOIFINDEX, SO_DONTROUTE, IP(V6)_UNICAST_IF other than ifindex {DeviceIndex}> multi";
     public override string UndoCommand => $"bpftool cgroup detach {CgroupPath} setsockopt name {SocketMarkProgram.GuardName}";
 
+    /// <summary>Attaches the guard, in place of one for an earlier index of IFACE (re-created: a new index) if there is one.</summary>
     public override void Apply(Host host) =>
-        CgroupPrograms.Attach(CgroupPath, BpfProgType.CgroupSockopt, BpfAttachType.CgroupSetsockopt, SocketMarkProgram.GuardSetsockopt(DeviceIndex), SocketMarkProgram.GuardName);
+        CgroupPrograms.Replace(CgroupPath, BpfProgType.CgroupSockopt, BpfAttachType.CgroupSetsockopt, SocketMarkProgram.GuardSetsockopt(DeviceIndex), SocketMarkProgram.GuardName);
 
     public override bool Undo(Host host) =>
         CgroupPrograms.DetachNamed(CgroupPaths.Resolve(CgroupPath), BpfAttachType.CgroupSetsockopt, SocketMarkProgram.GuardName);

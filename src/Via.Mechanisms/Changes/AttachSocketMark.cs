@@ -37,18 +37,48 @@ public static class CgroupPrograms
         BpfSyscall.Attach(cgroup, loaded, hook, BpfSyscall.AllowMulti, cgroupPath);
     }
 
-    public static bool DetachNamed(string cgroupPath, BpfAttachType hook, string name)
+    /// <summary>
+    /// Attaches the program in place of the ones of the same name already there (a guard for
+    /// IFACE's new index): the new one first, then the old ones. While both are attached a socket
+    /// or packet must pass both, so the moment between fails closed. With none there, this is <see cref="Attach"/>.
+    /// </summary>
+    public static void Replace(string cgroupPath, BpfProgType type, BpfAttachType hook, IReadOnlyList<Instruction> program, string name)
     {
-        if (!Directory.Exists(cgroupPath)) return false;
+        var old = Named(cgroupPath, hook, name);
+        Attach(cgroupPath, type, hook, program, name);
+        DetachIds(cgroupPath, hook, old);
+    }
+
+    /// <summary>The ids of the programs of that name attached to the cgroup at that hook.</summary>
+    public static List<uint> Named(string cgroupPath, BpfAttachType hook, string name)
+    {
+        var ids = new List<uint>();
+        if (!Directory.Exists(cgroupPath)) return ids;
         using var cgroup = Cgroup2.OpenDirectory(cgroupPath);
-        bool any = false;
         foreach (uint id in BpfSyscall.Query(cgroup, hook, cgroupPath))
         {
             using var program = BpfSyscall.OpenProgram(id);
-            if (program is null || BpfSyscall.ProgramName(program) != name) continue;
-            BpfSyscall.Detach(cgroup, program, hook, cgroupPath);
-            any = true;
+            if (program is not null && BpfSyscall.ProgramName(program) == name) ids.Add(id);
         }
-        return any;
+        return ids;
+    }
+
+    /// <summary>Detaches the programs with these ids from the cgroup at that hook (those already gone are skipped).</summary>
+    public static void DetachIds(string cgroupPath, BpfAttachType hook, IReadOnlyCollection<uint> ids)
+    {
+        if (ids.Count == 0 || !Directory.Exists(cgroupPath)) return;
+        using var cgroup = Cgroup2.OpenDirectory(cgroupPath);
+        foreach (uint id in ids)
+        {
+            using var program = BpfSyscall.OpenProgram(id);
+            if (program is not null) BpfSyscall.Detach(cgroup, program, hook, cgroupPath);
+        }
+    }
+
+    public static bool DetachNamed(string cgroupPath, BpfAttachType hook, string name)
+    {
+        var ids = Named(cgroupPath, hook, name);
+        DetachIds(cgroupPath, hook, ids);
+        return ids.Count > 0;
     }
 }

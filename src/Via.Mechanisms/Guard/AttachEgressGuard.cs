@@ -33,25 +33,49 @@ public sealed record AttachEgressGuard(string CgroupPath, int DeviceIndex, strin
 
     public override string UndoCommand => string.Join("; ", Programs.Select(p => $"bpftool cgroup detach {CgroupPath} {HookName(p.Hook)} name {p.Name}"));
 
+    /// <summary>
+    /// Attaches the guard. If the cgroup has one already (IFACE was re-created with a new index
+    /// and the route follows it), the new programs are attached first and the old ones detached
+    /// after: while both egress programs are attached a packet must pass both, and no interface
+    /// but loopback passes both, so the moment between fails closed. The new programs count into
+    /// the old guard's map, so the route's counters go on.
+    /// </summary>
     public override void Apply(Host host)
     {
-        using var counters = BpfSyscall.CreateMap(BpfMapType.PerCpuArray, EgressGuardPrograms.CountersSize, 1, EgressGuardPrograms.CountersName);
+        var old = Programs.Select(p => CgroupPrograms.Named(CgroupPath, p.Hook, p.Name)).ToArray();
+        using var counters = OpenCounters(old[0]) ?? BpfSyscall.CreateMap(BpfMapType.PerCpuArray, EgressGuardPrograms.CountersSize, 1, EgressGuardPrograms.CountersName);
         int fd = counters.Value;
-        var attached = new List<(BpfAttachType, string)>();
         try
         {
             CgroupPrograms.Attach(CgroupPath, BpfProgType.CgroupSkb, BpfAttachType.CgroupInetEgress, EgressGuardPrograms.Egress(fd, DeviceIndex), EgressGuardPrograms.EgressName);
-            attached.Add(Programs[0]);
             CgroupPrograms.Attach(CgroupPath, BpfProgType.CgroupSkb, BpfAttachType.CgroupInetIngress, EgressGuardPrograms.Ingress(fd), EgressGuardPrograms.IngressName);
-            attached.Add(Programs[1]);
             CgroupPrograms.Attach(CgroupPath, BpfProgType.CgroupSockAddr, BpfAttachType.CgroupInet6Connect, EgressGuardPrograms.Connect6(DeviceIndex), EgressGuardPrograms.Connect6Name);
         }
         catch
         {
-            // One change, all or nothing: take back the programs this change attached.
-            foreach (var (hook, name) in attached) CgroupPrograms.DetachNamed(CgroupPath, hook, name);
+            // One change, all or nothing: take back the programs this change attached (not the old guard's).
+            for (int i = 0; i < Programs.Length; i++)
+                CgroupPrograms.DetachIds(CgroupPath, Programs[i].Hook, CgroupPrograms.Named(CgroupPath, Programs[i].Hook, Programs[i].Name).Except(old[i]).ToList());
             throw;
         }
+        for (int i = 0; i < Programs.Length; i++) CgroupPrograms.DetachIds(CgroupPath, Programs[i].Hook, old[i]);
+    }
+
+    /// <summary>The counters map of an attached egress program of the guard, if any.</summary>
+    private static SafeFd? OpenCounters(IReadOnlyList<uint> egressPrograms)
+    {
+        foreach (uint id in egressPrograms)
+        {
+            using var program = BpfSyscall.OpenProgram(id);
+            if (program is null) continue;
+            foreach (uint mapId in BpfSyscall.ProgramMapIds(program))
+            {
+                var map = BpfSyscall.OpenMap(mapId);
+                if (map is not null && BpfSyscall.MapName(map) == EgressGuardPrograms.CountersName) return map;
+                map?.Dispose();
+            }
+        }
+        return null;
     }
 
     public override bool Undo(Host host)

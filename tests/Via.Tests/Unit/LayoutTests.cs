@@ -436,6 +436,17 @@ public class LayoutTests
         c.Equal("const:SOCK_CLOEXEC", Nl.SOCK_CLOEXEC);
         c.Equal("const:SOL_NETLINK", Nl.SOL_NETLINK);
         c.Equal("const:NETLINK_EXT_ACK", Nl.NETLINK_EXT_ACK);
+        c.Equal("const:NETLINK_ADD_MEMBERSHIP", Nl.NETLINK_ADD_MEMBERSHIP);
+        c.Equal("const:RTNLGRP_LINK", Nl.RTNLGRP_LINK);
+        c.Equal("const:RTNLGRP_IPV4_IFADDR", Nl.RTNLGRP_IPV4_IFADDR);
+        c.Equal("const:RTNLGRP_IPV4_ROUTE", Nl.RTNLGRP_IPV4_ROUTE);
+        c.Equal("const:RTNLGRP_IPV4_RULE", Nl.RTNLGRP_IPV4_RULE);
+        c.Equal("const:RTNLGRP_IPV6_IFADDR", Nl.RTNLGRP_IPV6_IFADDR);
+        c.Equal("const:RTNLGRP_IPV6_ROUTE", Nl.RTNLGRP_IPV6_ROUTE);
+        c.Equal("const:RTNLGRP_IPV6_RULE", Nl.RTNLGRP_IPV6_RULE);
+        c.Equal("const:POLLIN", Libc.POLLIN);
+        c.Equal("const:MSG_DONTWAIT", Libc.MSG_DONTWAIT);
+        c.Equal("const:ENOBUFS", Errno.ENOBUFS);
         // ExtAckMessage tests the NLM_F_CAPPED bit as a literal.
         c.Equal("const:NLM_F_CAPPED", 0x100);
         // NetlinkMessage.Family maps AF_INET/AF_INET6 as literals.

@@ -17,7 +17,11 @@ public static class LsCommand
     public static Command Create()
     {
         var command = new Command("ls", """
-            List the routes via has set up: interface, gateway, mark, table, mechanism, state, age, what
+            List the routes via has set up: interface, gateway, mark, table, mechanism, state (up;
+            waiting: the interface is gone, down, or without an address or gateway, and the route fails
+            closed until it is back; down: cut off by 'via down'; stale: nothing uses it, 'via gc'
+            removes it), how many times via re-made it (REMADE: after the interface came back, was
+            renumbered or re-created, or another program deleted its rules or routes), age, what
             the route's programs sent out and received through the interface since it was made, how many
             packets the egress guard refused (packets aimed at another interface), and the processes in
             each (PID, user, command). 'via top' shows the same live, with rates.
@@ -42,15 +46,16 @@ public static class LsCommand
             Console.WriteLine("no routes");
             return ExitCodes.Ok;
         }
-        Console.WriteLine($"{"ROUTE",-8} {"DEV",-10} {"GATEWAY",-26} {"MARK",-9} {"TABLE",-6} {"MECH",-7} {"STATE",-6} {"AGE",-6} {"OUT",-7} {"IN",-7} {"REFUSED",-8} PROCESSES");
+        Console.WriteLine($"{"ROUTE",-8} {"DEV",-10} {"GATEWAY",-26} {"MARK",-9} {"TABLE",-6} {"MECH",-7} {"STATE",-8} {"REMADE",-6} {"AGE",-6} {"OUT",-7} {"IN",-7} {"REFUSED",-8} PROCESSES");
         foreach (var r in routes)
         {
             string first = r.Processes.Length == 0 ? "-" : Describe(r.Processes[0]);
             var t = r.Traffic;
-            Console.WriteLine($"{r.Id,-8} {r.Device,-10} {r.Gateway ?? "-",-26} {r.Mark,-9} {r.Table,-6} {r.Mechanism,-7} {r.State,-6} {Age(r.AgeSeconds),-6} "
+            Console.WriteLine($"{r.Id,-8} {r.Device,-10} {r.Gateway ?? "-",-26} {r.Mark,-9} {r.Table,-6} {r.Mechanism,-7} {r.State,-8} {r.Repairs,-6} {Age(r.AgeSeconds),-6} "
                 + $"{(t is null ? "-" : Units.Bytes(t.OutBytes)),-7} {(t is null ? "-" : Units.Bytes(t.InBytes)),-7} {(t is null ? "-" : Units.Count(t.RefusedPackets)),-8} {first}");
-            foreach (var p in r.Processes.Skip(1)) Console.WriteLine($"{"",-104} {Describe(p)}");
+            foreach (var p in r.Processes.Skip(1)) Console.WriteLine($"{"",-113} {Describe(p)}");
         }
+        foreach (var r in routes.Where(r => r.Waiting is not null)) Console.WriteLine($"{r.Id}: {r.Waiting}");
         return ExitCodes.Ok;
     }
 
@@ -70,16 +75,21 @@ public sealed record ProcessListing(int Pid, string User, string Command);
 /// <summary>What a route's egress guard counted: through IFACE out and in, and the packets it refused.</summary>
 public sealed record TrafficListing(ulong OutPackets, ulong OutBytes, ulong InPackets, ulong InBytes, ulong RefusedPackets, ulong RefusedBytes);
 
+/// <param name="State">up, waiting (for IFACE: failing closed), down (via down), or stale (nothing uses it).</param>
+/// <param name="Waiting">What the route waits for, when waiting.</param>
+/// <param name="Repairs">How many times via re-made the route's objects while it was in use.</param>
 public sealed record RouteListing(
     string Id, string Device, string? Gateway, string Mark, uint Table, string Mechanism, string State,
-    string NetworkNamespace, DateTimeOffset Created, long AgeSeconds, TrafficListing? Traffic, ProcessListing[] Processes)
+    string NetworkNamespace, DateTimeOffset Created, long AgeSeconds, TrafficListing? Traffic, ProcessListing[] Processes,
+    string? Waiting = null, int Repairs = 0)
 {
     /// <summary>Every route of the journal, with its counters and processes as they are now (read-only).</summary>
     public static RouteListing[] ReadAll(DateTimeOffset now) => RouteRegistry.All().OrderBy(r => r.Table).Select(r => new RouteListing(
         r.Id, r.Device, r.Gateway, $"0x{r.Mark:x}", r.Table, r.Mechanism,
-        r.Down ? "down" : RouteRegistry.IsAbandoned(r) ? "stale" : "up",
+        r.Down ? "down" : RouteRegistry.IsAbandoned(r) ? "stale" : r.Health,
         r.NetworkNamespace, r.Created, (long)(now - r.Created).TotalSeconds, ReadTraffic(r),
-        Teardown.Members(r).Select(ProcessInfo.Read).OfType<ProcessInfo>().Select(p => new ProcessListing(p.Pid, p.User, p.Command)).ToArray())).ToArray();
+        Teardown.Members(r).Select(ProcessInfo.Read).OfType<ProcessInfo>().Select(p => new ProcessListing(p.Pid, p.User, p.Command)).ToArray(),
+        r.Down ? null : r.Waiting, r.Repairs)).ToArray();
 
     private static TrafficListing? ReadTraffic(ActiveRoute route)
     {

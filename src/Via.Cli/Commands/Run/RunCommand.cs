@@ -76,7 +76,13 @@ public static class RunCommand
                     var plan = NewPlan(view, resolved);
                     active = new ActiveRoute(plan.RouteId, key, Namespaces.CurrentNetwork(), DateTimeOffset.UtcNow, o.Device,
                         (resolved.Gateway4 ?? resolved.Gateway6)?.ToString(), plan.Numbers.Mark, plan.Numbers.Table,
-                        mechanism.Name, plan.Membership, [ProcessIdentity.Self], false, [.. plan.Changes]);
+                        mechanism.Name, plan.Membership, [ProcessIdentity.Self], false, [.. plan.Changes])
+                    {
+                        // What the route follows IFACE with, should it change under the program (RouteWatcher).
+                        RequestedGateway = request.Gateway?.ToString(),
+                        RequestedSource = request.Source?.ToString(),
+                        RequestedTable = request.Table,
+                    };
                     // Journal first: whatever happens next, 'via gc' knows what may exist.
                     Journal.Write(active);
                     fault.At("journal");
@@ -123,6 +129,8 @@ public static class RunCommand
         }
         else
         {
+            // While the program runs, the route follows IFACE and puts back what others remove (DESIGN.md point 12).
+            using var watcher = RouteWatcher.Start(active.Id, Say.Note);
             try
             {
                 status = Launch(active, path, o.Command, who, signals, dns.Private);

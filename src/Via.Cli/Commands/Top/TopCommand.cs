@@ -84,13 +84,13 @@ public static class TopCommand
         return new Row(r, Rate(t.OutBytes, p.Traffic.OutBytes, seconds), Rate(t.InBytes, p.Traffic.InBytes, seconds), Rate(t.RefusedPackets, p.Traffic.RefusedPackets, seconds));
     }
 
-    private static string Header => $"{"ROUTE",-8} {"DEV",-10} {"STATE",-6} {"OUT/s",-9} {"IN/s",-9} {"OUT",-7} {"IN",-7} {"REFUSED",-8} {"REF/s",-6} PROCESSES";
+    private static string Header => $"{"ROUTE",-8} {"DEV",-10} {"STATE",-8} {"OUT/s",-9} {"IN/s",-9} {"OUT",-7} {"IN",-7} {"REFUSED",-8} {"REF/s",-6} PROCESSES";
 
     private static string Line(Row r)
     {
         var t = r.Route.Traffic;
         string Rate(double? v, Func<double, string> f) => v is { } x ? f(x) + "/s" : "-";
-        return $"{r.Route.Id,-8} {r.Route.Device,-10} {r.Route.State,-6} {Rate(r.OutRate, Units.Bytes),-9} {Rate(r.InRate, Units.Bytes),-9} "
+        return $"{r.Route.Id,-8} {r.Route.Device,-10} {r.Route.State,-8} {Rate(r.OutRate, Units.Bytes),-9} {Rate(r.InRate, Units.Bytes),-9} "
             + $"{(t is null ? "-" : Units.Bytes(t.OutBytes)),-7} {(t is null ? "-" : Units.Bytes(t.InBytes)),-7} {(t is null ? "-" : Units.Count(t.RefusedPackets)),-8} "
             + $"{(r.RefusedRate is { } rr ? Units.Count(rr) : "-"),-6} {r.Route.Processes.Length}";
     }

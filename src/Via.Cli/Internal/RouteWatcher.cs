@@ -1,0 +1,166 @@
+using Via.Kernel;
+using Via.Kernel.Netlink;
+using Via.Mechanisms;
+using Via.Planning;
+
+namespace Via.Cli.Internal;
+
+/// <summary>
+/// Keeps a live route what it was made to be while its program runs (DESIGN.md point 12). The
+/// kernel drops a table's routes through IFACE when IFACE goes down, and those whose source address
+/// goes away, and does not bring them back; a tunnel that redials is a new interface with a new
+/// index; systemd-networkd, NetworkManager or a firewall reload may delete rules they did not make.
+/// So a thread of each via that uses the route (and of its reaper) listens to rtnetlink in the
+/// route's network namespace and, on a change (gathered for <see cref="Quiet"/>) or every
+/// <see cref="Poll"/> anyway, plans the route again for IFACE by name (<see cref="RouteFollow"/>)
+/// and puts back what is missing, under via's lock, journal first. Meanwhile the route fails
+/// closed: its unreachable defaults and the egress guard stay. Several vias sharing a route
+/// each watch it; the lock and the re-read under it make the second one find nothing to do.
+/// </summary>
+public sealed class RouteWatcher : IDisposable
+{
+    /// <summary>A check even without an announcement: one lost to a full socket buffer, or a monitor that could not be opened.</summary>
+    public static readonly TimeSpan Poll = TimeSpan.FromSeconds(2);
+
+    /// <summary>Announcements come in bursts (a link going up brings its addresses and routes): wait for this much quiet.</summary>
+    public static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>...but no longer than this after the first one.</summary>
+    private static readonly TimeSpan MaxGather = TimeSpan.FromMilliseconds(500);
+
+    private readonly string _id;
+    private readonly Action<string> _say;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Thread _thread;
+    private string? _lastProblem;
+
+    private RouteWatcher(string id, Action<string> say)
+    {
+        _id = id;
+        _say = say;
+        _thread = new Thread(Run) { IsBackground = true, Name = "via watch " + id };
+    }
+
+    /// <summary>Starts watching route <paramref name="id"/>; <paramref name="say"/> gets one line per change of state or failure.</summary>
+    public static RouteWatcher Start(string id, Action<string> say)
+    {
+        var watcher = new RouteWatcher(id, say);
+        watcher._thread.Start();
+        return watcher;
+    }
+
+    /// <summary>Stops watching: a repair under way finishes (it holds the lock), a wait for the lock ends.</summary>
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _thread.Join(TimeSpan.FromSeconds(5));
+    }
+
+    private void Run()
+    {
+        ActiveRoute? route = Read();
+        if (route is null) return;
+        using var host = Host.ForNetwork(route.NetworkNamespace);
+        if (host is null) return; // its namespace is gone, and its rules and routes with it
+        RtnlMonitor? monitor = null;
+        try
+        {
+            monitor = host.OpenMonitor();
+        }
+        catch (KernelException e)
+        {
+            Problem($"cannot watch the network for route {_id} ({e.Message}); checking it every {Poll.TotalSeconds:0} s instead");
+        }
+        using (monitor)
+        {
+            var token = _stop.Token;
+            while (!token.IsCancellationRequested)
+            {
+                if (Changed(monitor, token) is null) return;
+                try
+                {
+                    if (!Check(host, token)) return;
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                catch (Exception e)
+                {
+                    Problem($"could not repair route {_id}: {Say.Describe(e)}; it fails closed meanwhile, and via tries again");
+                }
+            }
+        }
+    }
+
+    /// <summary>Waits for a change (true) or the poll interval (false), gathering a burst into one; null when stopped.</summary>
+    private static bool? Changed(RtnlMonitor? monitor, CancellationToken token)
+    {
+        var slice = TimeSpan.FromMilliseconds(250);
+        for (var waited = TimeSpan.Zero; waited < Poll; waited += slice)
+        {
+            if (token.IsCancellationRequested) return null;
+            if (monitor is null) { token.WaitHandle.WaitOne(slice); continue; }
+            if (!monitor.Wait(slice)) continue;
+            var gathering = System.Diagnostics.Stopwatch.StartNew();
+            while (gathering.Elapsed < MaxGather && monitor.Wait(Quiet)) { }
+            return true;
+        }
+        return false;
+    }
+
+    /// <summary>One look at the route; false when there is nothing more to watch (removed, or cut off by 'via down').</summary>
+    private bool Check(Host host, CancellationToken token)
+    {
+        var route = Read();
+        if (route is null || route.Down) return false;
+        var plan = RouteFollow.Plan(route, HostView.Read(host));
+        if (!plan.HasWork(route)) return true;
+
+        using (RouteRegistry.Lock(cancel: token))
+        {
+            // Again under the lock: another via sharing the route may have repaired it, or removed it.
+            route = Read();
+            if (route is null || route.Down) return false;
+            plan = RouteFollow.Plan(route, HostView.Read(host));
+            if (!plan.HasWork(route)) return true;
+
+            // Journal first: until the end, it lists the old and the new, so 'via gc' knows all that may exist.
+            Journal.Write(route with { Changes = [.. route.Changes, .. plan.Changes.Where(c => !route.Changes.Contains(c))] });
+            var problems = Applier.Reconcile(host, plan.Add, plan.Remove);
+            var after = route with
+            {
+                Changes = problems.Count == 0 ? plan.Changes : [.. route.Changes, .. plan.Changes.Where(c => !route.Changes.Contains(c))],
+                Key = plan.Key,
+                Gateway = plan.Gateway,
+                Health = plan.Health,
+                Waiting = plan.Waiting,
+                Repairs = route.Repairs + (plan.Repairs ? 1 : 0),
+            };
+            Journal.Write(after);
+            if (problems.Count > 0) throw new ViaException(string.Join("; ", problems));
+            _lastProblem = null;
+            if (after.Health != route.Health || after.Waiting != route.Waiting)
+                _say(after.Health == RouteHealth.Waiting
+                    ? $"route {_id} waits for {route.Device}: {after.Waiting} (its programs' connections fail meanwhile; nothing leaves another way)"
+                    : $"route {_id} is up again through {route.Device}");
+            else if (plan.Repairs)
+                _say($"route {_id}: put back {plan.Add.Count} of its objects that another program or the kernel removed");
+        }
+        return true;
+    }
+
+    private ActiveRoute? Read()
+    {
+        try { return Journal.Read(Journal.PathOf(_id)); }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return null; }
+    }
+
+    /// <summary>Says a problem once, not every two seconds.</summary>
+    private void Problem(string message)
+    {
+        if (message == _lastProblem) return;
+        _lastProblem = message;
+        _say(message);
+    }
+}
