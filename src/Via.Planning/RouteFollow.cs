@@ -56,7 +56,9 @@ public static class RouteFollow
         catch (PlanException e)
         {
             resolved = null;
-            waiting = e.Message;
+            // What is missing, without the advice for a user starting a program ("...; try again"): via waits on its own.
+            int advice = e.Message.IndexOf("; ", StringComparison.Ordinal);
+            waiting = advice < 0 ? e.Message : e.Message[..advice];
         }
 
         // Waiting: no way out, only what fails closed (the unreachable defaults and the fwmark

@@ -1,0 +1,291 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Via.Cli.Commands.Demo;
+using Via.Kernel.Cgroups;
+using Via.Kernel.Processes;
+using Xunit.Abstractions;
+
+namespace Via.Tests.Kernel;
+
+/// <summary>
+/// The host changes under a running route (DESIGN.md point 12, issue 7): another program deletes
+/// via's rules and routes (systemd-networkd's foreign-rule cleanup), IFACE goes down and up, is
+/// renumbered, is deleted and made again with a new index. The program under via (python, asked
+/// line by line on its stdin, so the test decides when it tries) fails closed meanwhile (nothing
+/// reaches up1's peer: a capture there, and the isp1 server's log) and works again through up2
+/// within a bounded poll, without being restarted.
+/// Each test builds its own topology (they change up2 for good), and the class has its own state
+/// directory and tables (22600-22699), away from the routes of other tests and of another
+/// worktree's tests running at the same time.
+/// </summary>
+public sealed class FollowTests(ITestOutputHelper output) : IDisposable
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
+    private static int _port;
+
+    private readonly string _state = Path.Combine(Path.GetTempPath(), $"via-follow-{Guid.NewGuid():N}");
+    private readonly string _config = Path.Combine(Path.GetTempPath(), $"via-follow-{Guid.NewGuid():N}.conf");
+
+    /// <summary>
+    /// The routed program: on each line PORT it sends a UDP datagram to the server address both
+    /// ISPs answer for, port PORT (the capture on up1's peer looks for it), then asks the HTTP
+    /// server and prints its answer ("isp2 10.2.0.2") or the error. "escape PORT" sends a datagram
+    /// with an IP_PKTINFO naming up1 (the egress guard must refuse it).
+    /// </summary>
+    private const string Program = """
+        import os, socket, struct, sys
+        print('ready', flush=True)
+        for line in sys.stdin:
+            words = line.split()
+            if words[0] == 'escape':
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                try:
+                    s.sendmsg([b'x'], [(socket.IPPROTO_IP, 8, struct.pack('@i4s4s', socket.if_nametoindex('up1'), b'\0' * 4, b'\0' * 4))], 0, ('10.1.0.1', int(words[1]))); print('sent', flush=True)
+                except OSError as e: print('refused', e.strerror, flush=True)
+                continue
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try: u.sendto(b'x', ('198.51.100.1', int(words[0])))
+            except OSError: pass
+            try:
+                t = socket.create_connection(('198.51.100.1', 8080), timeout=1)
+                t.sendall(b'GET / HTTP/1.0\r\n\r\n'); print(t.makefile().read().split('\n')[-2], flush=True)
+            except OSError as e:
+                print('error', os.strerror(e.errno) if e.errno else type(e).__name__, flush=True)
+        """;
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_state)) Directory.Delete(_state, recursive: true);
+        File.Delete(_config);
+    }
+
+    [RootFact]
+    public void Rules_and_routes_deleted_by_another_program_are_put_back()
+    {
+        Session((t, via, peer) =>
+        {
+            string table = Ls(t).GetProperty("table").GetUInt32().ToString(CultureInfo.InvariantCulture);
+            TimeSpan took;
+            // Holding via's lock keeps the watcher from repairing at once, so that the program's
+            // attempt meets the outage for sure; the time is taken from when it is let go.
+            using (Lock())
+            {
+                var deleted = DeleteForeignRules(t);
+                output.WriteLine("deleted: " + string.Join("; ", deleted));
+                Assert.Contains(deleted, r => r.Contains("lookup " + table, StringComparison.Ordinal));
+                Topology.Ip("-n", t.Host, "route", "flush", "table", table);
+                Topology.Ip("-n", t.Host, "-6", "route", "flush", "table", table);
+                Assert.StartsWith("error", Ask(via, peer));
+            }
+            var clock = Stopwatch.StartNew();
+            WaitUntil(() => Topology.Run("ip", ["-n", t.Host, "rule"]).Out.Contains("lookup " + table, StringComparison.Ordinal), "via's rules to come back");
+            output.WriteLine($"rules back {clock.ElapsedMilliseconds} ms after via could take its lock");
+            took = UntilWorks(via, peer, "isp2 10.2.0.2");
+            output.WriteLine($"works again {clock.ElapsedMilliseconds} ms after via could take its lock (an attempt begun before the repair waits for its 1 s timeout)");
+            var route = Ls(t);
+            Assert.Equal("up", route.GetProperty("state").GetString());
+            Assert.True(route.GetProperty("repairs").GetInt32() >= 1);
+            Assert.Contains("lookup " + table, Topology.Run("ip", ["-n", t.Host, "rule"]).Out);
+        });
+    }
+
+    [RootFact]
+    public void The_route_comes_back_when_the_interface_does()
+    {
+        Session((t, via, peer) =>
+        {
+            Topology.Ip("-n", t.Host, "link", "set", "up2", "down");
+            Assert.Equal("error No route to host", Ask(via, peer));
+            WaitUntil(() => Ls(t).GetProperty("state").GetString() == "waiting", "via ls to say the route waits");
+            Assert.Contains("up2", Ls(t).GetProperty("waiting").GetString());
+
+            Topology.Ip("-n", t.Host, "link", "set", "up2", "up");
+            // The kernel dropped table 200's default with the link; a DHCP client would add it again.
+            var clock = Stopwatch.StartNew();
+            Topology.Ip("-n", t.Host, "route", "replace", "default", "via", "10.2.0.1", "dev", "up2", "table", "200");
+            var took = UntilWorks(via, peer, "isp2 10.2.0.2");
+            output.WriteLine($"works again {clock.ElapsedMilliseconds} ms after the gateway was back ({took.TotalMilliseconds:0} ms of asking)");
+            WaitUntil(() => Ls(t).GetProperty("state").GetString() == "up", "via ls to say the route is up");
+        });
+    }
+
+    [RootFact]
+    public void A_renumbered_interface_gets_its_route_back_with_the_new_source()
+    {
+        Session((t, via, peer) =>
+        {
+            Topology.Ip("-n", t.Host, "addr", "del", "10.2.0.2/24", "dev", "up2");
+            Assert.StartsWith("error", Ask(via, peer));
+            var clock = Stopwatch.StartNew();
+            Topology.Ip("-n", t.Host, "addr", "add", "10.2.0.3/24", "dev", "up2");
+            Topology.Ip("-n", t.Host, "route", "replace", "default", "via", "10.2.0.1", "dev", "up2", "table", "200");
+            var took = UntilWorks(via, peer, "isp2 10.2.0.3");
+            output.WriteLine($"works again {clock.ElapsedMilliseconds} ms after the new address ({took.TotalMilliseconds:0} ms of asking)");
+            WaitUntil(() => !Topology.Run("ip", ["-n", t.Host, "rule"]).Out.Contains("from 10.2.0.2", StringComparison.Ordinal), "the rule from the old address to go");
+            Assert.Contains("from 10.2.0.3 lookup", Topology.Run("ip", ["-n", t.Host, "rule"]).Out);
+        });
+    }
+
+    [RootFact]
+    public void An_interface_made_again_with_a_new_index_is_followed_with_its_guard()
+    {
+        Session((t, via, peer) =>
+        {
+            string before = Topology.Run("ip", ["-n", t.Host, "-o", "link", "show", "up2"]).Out.Split(':')[0];
+            Topology.Ip("-n", t.Host, "link", "del", "up2");
+            Assert.StartsWith("error", Ask(via, peer));
+            WaitUntil(() => Ls(t).GetProperty("state").GetString() == "waiting", "via ls to say the route waits");
+
+            // The tunnel redials: the same name, a new index (and a new peer link in isp2).
+            var clock = Stopwatch.StartNew();
+            Topology.Ip("link", "add", "up2", "netns", t.Host, "type", "veth", "peer", "name", "wan", "netns", t.Isp(2));
+            Topology.Ip("-n", t.Host, "addr", "add", "10.2.0.2/24", "dev", "up2");
+            Topology.Ip("-n", t.Host, "link", "set", "up2", "up");
+            Topology.Ip("-n", t.Isp(2), "addr", "add", "10.2.0.1/24", "dev", "wan");
+            Topology.Ip("-n", t.Isp(2), "link", "set", "wan", "up");
+            Topology.Ip("-n", t.Host, "route", "replace", "default", "via", "10.2.0.1", "dev", "up2", "table", "200");
+            string after = Topology.Run("ip", ["-n", t.Host, "-o", "link", "show", "up2"]).Out.Split(':')[0];
+            Assert.NotEqual(before, after);
+
+            // Traffic through the new up2 passes the guard, so the guard names its new index...
+            var took = UntilWorks(via, peer, "isp2 10.2.0.2");
+            output.WriteLine($"works again {clock.ElapsedMilliseconds} ms after the interface was made again ({took.TotalMilliseconds:0} ms of asking)");
+            // ...and still refuses a packet aimed at up1.
+            int port = NextPort();
+            via.StandardInput.WriteLine($"escape {port}");
+            Assert.Equal("refused Operation not permitted", via.StandardOutput.ReadLine());
+            peer.Fence(t);
+            Assert.False(peer.Saw(port), "a packet aimed at up1 left after the guard followed up2");
+            Assert.True(Ls(t).GetProperty("repairs").GetInt32() >= 1);
+        });
+    }
+
+    /// <summary>
+    /// Runs the program under via on a topology of its own with a capture on up1's peer; checks
+    /// that it works at first, hands it to <paramref name="body"/>, then that no probe reached
+    /// up1's peer or isp1's server, and that nothing of via's is left once it exits.
+    /// </summary>
+    private void Session(Action<Topology, Process, Capture> body)
+    {
+        File.WriteAllText(_config, "tables = 22600-22699\n");
+        using var fixture = new TopologyFixture();
+        var t = fixture.Topology;
+        using var peer = Capture.Start(t, 1);
+        var start = new ProcessStartInfo("ip") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "netns", "exec", t.Host, "env", $"VIA_STATE_DIR={_state}", $"VIA_CONFIG={_config}", ViaBinary.Path, "run", "--dev", "up2", "--user", "nobody", "--", Clients.Python, "-c", Program })
+            start.ArgumentList.Add(a);
+        var via = Process.Start(start)!;
+        var errors = new System.Text.StringBuilder();
+        via.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (errors) errors.AppendLine(e.Data); };
+        via.BeginErrorReadLine();
+        try
+        {
+            Assert.Equal("ready", via.StandardOutput.ReadLine());
+            Assert.Equal("isp2 10.2.0.2", Ask(via, peer));
+            int isp1 = t.ServerLog(1).Count;
+            body(t, via, peer);
+            via.StandardInput.Close();
+            Assert.True(via.WaitForExit(30000), "via did not exit");
+            Assert.Equal(0, via.ExitCode);
+            peer.Fence(t);
+            Assert.DoesNotContain(_sent, peer.Saw);
+            Assert.Equal(isp1, t.ServerLog(1).Count);
+            // Nothing of via's is left: its rules and routes (proto 86), its journal, its cgroup (its
+            // eBPF programs go with it; other via_* programs may be another worktree's tests').
+            WaitUntil(() => !Topology.Run("ip", ["-n", t.Host, "rule"]).Out.Contains("proto 86", StringComparison.Ordinal)
+                && !Topology.Run("ip", ["-n", t.Host, "-6", "rule"]).Out.Contains("proto 86", StringComparison.Ordinal), "via's rules to go");
+            Assert.DoesNotContain("proto 86", Topology.Run("ip", ["-n", t.Host, "route", "show", "table", "all"]).Out);
+            Assert.DoesNotContain("proto 86", Topology.Run("ip", ["-n", t.Host, "-6", "route", "show", "table", "all"]).Out);
+            Assert.Empty(Directory.Exists(Path.Combine(_state, "routes")) ? Directory.GetFiles(Path.Combine(_state, "routes")) : []);
+            Assert.DoesNotContain(Cgroup2.FindMounts(), m => Directory.Exists(Path.Combine(m, "via")) && Directory.EnumerateDirectories(Path.Combine(m, "via"), "t226*").Any());
+        }
+        finally
+        {
+            if (!via.HasExited) via.Kill(entireProcessTree: true);
+            via.WaitForExit(10000);
+            lock (errors) output.WriteLine("via's stderr:\n" + errors);
+            var gc = t.InHost(["env", $"VIA_STATE_DIR={_state}", $"VIA_CONFIG={_config}", ViaBinary.Path, "gc"]);
+            output.WriteLine("gc: " + gc.Out + gc.Err);
+            via.Dispose();
+        }
+    }
+
+    private readonly List<int> _sent = [];
+
+    /// <summary>One attempt of the program: a probe datagram (remembered, for the capture) and an HTTP request; its answer.</summary>
+    private string Ask(Process via, Capture peer)
+    {
+        int port = NextPort();
+        _sent.Add(port);
+        via.StandardInput.WriteLine(port.ToString(CultureInfo.InvariantCulture));
+        string answer = via.StandardOutput.ReadLine() ?? "(the program ended)";
+        output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {answer}");
+        return answer;
+    }
+
+    /// <summary>Asks until the answer is <paramref name="expected"/>, within <see cref="Bound"/>; how long it took.</summary>
+    private TimeSpan UntilWorks(Process via, Capture peer, string expected)
+    {
+        var clock = Stopwatch.StartNew();
+        while (Ask(via, peer) != expected)
+        {
+            Assert.True(clock.Elapsed < Bound, $"the route did not work again within {Bound.TotalSeconds} s");
+            Thread.Sleep(20); // an attempt that fails at once (EHOSTUNREACH): poll, do not spin
+        }
+        return clock.Elapsed;
+    }
+
+    /// <summary>Like systemd-networkd at start (ManageForeignRoutingPolicyRules=yes): every rule but local, main and default goes.</summary>
+    private static List<string> DeleteForeignRules(Topology t)
+    {
+        var deleted = new List<string>();
+        foreach (var family in new[] { "-4", "-6" })
+        {
+            foreach (var rule in Topology.Run("ip", ["-n", t.Host, family, "rule", "show"]).Out.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                string pref = rule[..rule.IndexOf(':')];
+                if (pref is "0" or "32766" or "32767") continue;
+                var spec = rule[(rule.IndexOf(':') + 1)..].Trim().Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                Topology.Ip(["-n", t.Host, family, "rule", "del", "pref", pref, .. spec]);
+                deleted.Add(rule);
+            }
+        }
+        return deleted;
+    }
+
+    /// <summary>The one route of this class's state directory, from 'via ls --json'.</summary>
+    private JsonElement Ls(Topology t)
+    {
+        var r = t.InHost(["env", $"VIA_STATE_DIR={_state}", ViaBinary.Path, "ls", "--json"]);
+        Assert.True(r.Code == 0, r.Err);
+        using var doc = JsonDocument.Parse(r.Out);
+        return Assert.Single(doc.RootElement.EnumerateArray()).Clone();
+    }
+
+    /// <summary>via's lock of this class's state directory, as a via holds it.</summary>
+    private FileLock Lock()
+    {
+        Directory.CreateDirectory(_state);
+        var deadline = DateTime.UtcNow + Bound;
+        while (true)
+        {
+            if (FileLock.TryAcquire(Path.Combine(_state, "lock")) is { } held) return held;
+            Assert.True(DateTime.UtcNow < deadline, "could not take via's lock");
+            Thread.Sleep(20);
+        }
+    }
+
+    private static void WaitUntil(Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + Bound;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "waited too long for " + what);
+            Thread.Sleep(50);
+        }
+    }
+
+    /// <summary>Probe ports 40600-40799: sniff.py reports 40000-40999, the fences take 40800 and up.</summary>
+    private static int NextPort() => 40600 + (int)((uint)Interlocked.Increment(ref _port) % 200);
+}
