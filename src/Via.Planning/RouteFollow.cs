@@ -78,8 +78,9 @@ public static class RouteFollow
                 (AttachSetsockoptGuard o, { } l) when o.DeviceIndex != l.Index => o with { DeviceIndex = l.Index },
                 _ => c,
             };
-            if (!ReferenceEquals(now, c)) guards.Add(now);
-            kept.Add(now);
+            // After a repair that failed half-way the journal may name a guard twice (old and new index): once is enough.
+            if (!ReferenceEquals(now, c) && !guards.Contains(now)) guards.Add(now);
+            if (!kept.Contains(now)) kept.Add(now);
         }
 
         var add = guards.Concat(routing.Where(c => !InKernel(c, host))).ToList();

@@ -33,6 +33,10 @@ public sealed class RouteWatcher : IDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Thread _thread;
     private string? _lastProblem;
+    private volatile ActiveRoute? _latest;
+
+    /// <summary>The route as this watcher last wrote it to the journal; null if it wrote nothing.</summary>
+    public ActiveRoute? Latest => _latest;
 
     private RouteWatcher(string id, Action<string> say)
     {
@@ -126,11 +130,14 @@ public sealed class RouteWatcher : IDisposable
             if (!plan.HasWork(route)) return true;
 
             // Journal first: until the end, it lists the old and the new, so 'via gc' knows all that may exist.
-            Journal.Write(route with { Changes = [.. route.Changes, .. plan.Changes.Where(c => !route.Changes.Contains(c))] });
+            List<Mechanisms.Changes.HostChange> both = [.. route.Changes, .. plan.Changes.Where(c => !route.Changes.Contains(c))];
+            _latest = route with { Changes = both };
+            Journal.Write(_latest);
             var problems = Applier.Reconcile(host, plan.Add, plan.Remove);
+            // After a failure the journal keeps naming both, old and new: some of either may exist.
             var after = route with
             {
-                Changes = problems.Count == 0 ? plan.Changes : [.. route.Changes, .. plan.Changes.Where(c => !route.Changes.Contains(c))],
+                Changes = problems.Count == 0 ? plan.Changes : both,
                 Key = plan.Key,
                 Gateway = plan.Gateway,
                 Health = plan.Health,
@@ -138,6 +145,7 @@ public sealed class RouteWatcher : IDisposable
                 Repairs = route.Repairs + (plan.Repairs ? 1 : 0),
             };
             Journal.Write(after);
+            _latest = after;
             if (problems.Count > 0) throw new ViaException(string.Join("; ", problems));
             _lastProblem = null;
             if (after.Health != route.Health || after.Waiting != route.Waiting)

@@ -42,6 +42,30 @@ public sealed class JournalCodecTests
     }
 
     [Fact]
+    public void The_request_state_and_repairs_survive_a_round_trip()
+    {
+        var route = Sample() with { RequestedGateway = "10.2.0.1", RequestedSource = "10.2.0.2", RequestedTable = 22000, Health = RouteHealth.Waiting, Waiting = "interface 'eth1' is down", Repairs = 3 };
+        var back = JournalCodec.Decode(JournalCodec.Encode(route), "test");
+        Assert.Equal(("10.2.0.1", "10.2.0.2", (uint?)22000), (back.RequestedGateway, back.RequestedSource, back.RequestedTable));
+        Assert.Equal((RouteHealth.Waiting, "interface 'eth1' is down", 3), (back.Health, back.Waiting, back.Repairs));
+    }
+
+    [Fact]
+    public void A_journal_of_an_earlier_via_reads_as_a_route_up_and_never_repaired()
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse(JournalCodec.Encode(Sample()));
+        var old = new MemoryStream();
+        using (var w = new System.Text.Json.Utf8JsonWriter(old))
+        {
+            w.WriteStartObject();
+            foreach (var p in doc.RootElement.EnumerateObject().Where(p => p.Name is not ("state" or "repairs"))) p.WriteTo(w);
+            w.WriteEndObject();
+        }
+        var back = JournalCodec.Decode(old.ToArray(), "old");
+        Assert.Equal((RouteHealth.Up, (string?)null, 0, (string?)null), (back.Health, back.Waiting, back.Repairs, back.RequestedGateway));
+    }
+
+    [Fact]
     public void The_file_is_readable_json()
     {
         string text = System.Text.Encoding.UTF8.GetString(JournalCodec.Encode(Sample()));

@@ -140,6 +140,9 @@ public static class RunCommand
                 // Reported in one line; the route is still left below, as after any program.
                 status = Say.Error($"could not start the program: {Say.Describe(e)}");
             }
+            watcher.Dispose();
+            // What this via remembers of the route (for a wiped /run) includes what its watcher re-made.
+            active = watcher.Latest ?? active;
         }
 
         fault.At("exit");
