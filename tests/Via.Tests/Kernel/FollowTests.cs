@@ -161,6 +161,86 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
         });
     }
 
+    [RootFact]
+    public void Two_vias_sharing_a_route_repair_it_once()
+    {
+        Session((t, via, peer) =>
+        {
+            using var second = StartVia(t);
+            try
+            {
+                Assert.Equal("ready", second.StandardOutput.ReadLine());
+                Assert.Equal("isp2 10.2.0.2", Ask(second, peer));
+                Assert.Single(Routes(t)); // the second joined the first one's route
+                DeleteForeignRules(t);
+                UntilWorks(via, peer, "isp2 10.2.0.2");
+                UntilWorks(second, peer, "isp2 10.2.0.2");
+                // Both watchers saw it; each of via's rules comes back once (the other watcher found
+                // nothing to do, or EEXIST). IPv4 may work before the last IPv6 rule is back: wait for all four.
+                List<string> Rules() => new[] { "-4", "-6" }.SelectMany(f => Topology.Run("ip", ["-n", t.Host, f, "rule"]).Out.Split('\n')
+                    .Where(r => r.Contains("proto 86", StringComparison.Ordinal)).Select(r => f + " " + r)).ToList();
+                WaitUntil(() => Rules().Count >= 4, "via's four rules to come back");
+                Assert.Equal(4, Rules().Count);
+                Assert.Equal(4, Rules().Distinct().Count());
+                Assert.InRange(Ls(t).GetProperty("repairs").GetInt32(), 1, 4);
+            }
+            finally
+            {
+                second.StandardInput.Close();
+                Assert.True(second.WaitForExit(30000), "the second via did not exit");
+            }
+        });
+    }
+
+    [RootFact]
+    public void The_reaper_keeps_following_for_daemons()
+    {
+        File.WriteAllText(_config, "tables = 22600-22699\n");
+        using var fixture = new TopologyFixture();
+        var t = fixture.Topology;
+        string answers = Path.Combine(_state + "-answers"), stop = _state + "-stop";
+        // A daemon that asks every 100 ms and appends the answer to a file, until told to stop.
+        string daemon = $$"""
+            import os, socket, time
+            if os.fork(): os._exit(0)
+            null = os.open('/dev/null', os.O_RDWR)
+            for fd in (0, 1, 2): os.dup2(null, fd)
+            while not os.path.exists('{{stop}}'):
+                try:
+                    s = socket.create_connection(('198.51.100.1', 8080), timeout=0.5)
+                    s.sendall(b'GET / HTTP/1.0\r\n\r\n'); a = s.makefile().read().split('\n')[-2]
+                except OSError as e: a = 'error'
+                with open('{{answers}}', 'a') as f: f.write(a + '\n')
+                time.sleep(0.1)
+            """;
+        try
+        {
+            var r = t.InHost(["env", $"VIA_STATE_DIR={_state}", $"VIA_CONFIG={_config}", ViaBinary.Path, "run", "--dev", "up2", "--", Clients.Python, "-c", daemon]);
+            output.WriteLine(r.Out + r.Err);
+            Assert.Equal(0, r.Code);
+            WaitUntil(() => Last(answers) == "isp2 10.2.0.2", "the daemon to get through");
+            // via has returned: only its reaper watches the route now.
+            Topology.Ip("-n", t.Host, "link", "set", "up2", "down");
+            WaitUntil(() => Last(answers) == "error", "the daemon to be cut off");
+            Topology.Ip("-n", t.Host, "link", "set", "up2", "up");
+            Topology.Ip("-n", t.Host, "route", "replace", "default", "via", "10.2.0.1", "dev", "up2", "table", "200");
+            WaitUntil(() => Last(answers) == "isp2 10.2.0.2", "the daemon to get through again");
+            Assert.True(Ls(t).GetProperty("repairs").GetInt32() >= 1);
+            Assert.DoesNotContain(File.ReadAllLines(answers), a => a.StartsWith("isp1", StringComparison.Ordinal));
+        }
+        finally
+        {
+            File.WriteAllText(stop, "");
+            WaitUntil(() => Routes(t).Count == 0, "the route to go with its daemon");
+            File.Delete(stop);
+            File.Delete(answers);
+            var gc = t.InHost(["env", $"VIA_STATE_DIR={_state}", $"VIA_CONFIG={_config}", ViaBinary.Path, "gc"]);
+            output.WriteLine("gc: " + gc.Out + gc.Err);
+        }
+    }
+
+    private static string? Last(string file) => File.Exists(file) ? File.ReadLines(file).LastOrDefault() : null;
+
     /// <summary>
     /// Runs the program under via on a topology of its own with a capture on up1's peer; checks
     /// that it works at first, hands it to <paramref name="body"/>, then that no probe reached
@@ -172,10 +252,7 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
         using var fixture = new TopologyFixture();
         var t = fixture.Topology;
         using var peer = Capture.Start(t, 1);
-        var start = new ProcessStartInfo("ip") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "netns", "exec", t.Host, "env", $"VIA_STATE_DIR={_state}", $"VIA_CONFIG={_config}", ViaBinary.Path, "run", "--dev", "up2", "--user", "nobody", "--", Clients.Python, "-c", Program })
-            start.ArgumentList.Add(a);
-        var via = Process.Start(start)!;
+        var via = StartVia(t);
         var errors = new System.Text.StringBuilder();
         via.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (errors) errors.AppendLine(e.Data); };
         via.BeginErrorReadLine();
@@ -209,6 +286,15 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
             output.WriteLine("gc: " + gc.Out + gc.Err);
             via.Dispose();
         }
+    }
+
+    /// <summary>via run --dev up2 --user nobody -- python <see cref="Program"/>, with this class's state and tables, stdin and stdout piped.</summary>
+    private Process StartVia(Topology t)
+    {
+        var start = new ProcessStartInfo("ip") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "netns", "exec", t.Host, "env", $"VIA_STATE_DIR={_state}", $"VIA_CONFIG={_config}", ViaBinary.Path, "run", "--dev", "up2", "--user", "nobody", "--", Clients.Python, "-c", Program })
+            start.ArgumentList.Add(a);
+        return Process.Start(start)!;
     }
 
     private readonly List<int> _sent = [];
@@ -255,12 +341,15 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
     }
 
     /// <summary>The one route of this class's state directory, from 'via ls --json'.</summary>
-    private JsonElement Ls(Topology t)
+    private JsonElement Ls(Topology t) => Assert.Single(Routes(t));
+
+    /// <summary>The routes of this class's state directory, from 'via ls --json'.</summary>
+    private List<JsonElement> Routes(Topology t)
     {
         var r = t.InHost(["env", $"VIA_STATE_DIR={_state}", ViaBinary.Path, "ls", "--json"]);
         Assert.True(r.Code == 0, r.Err);
         using var doc = JsonDocument.Parse(r.Out);
-        return Assert.Single(doc.RootElement.EnumerateArray()).Clone();
+        return [.. doc.RootElement.EnumerateArray().Select(e => e.Clone())];
     }
 
     /// <summary>via's lock of this class's state directory, as a via holds it.</summary>
