@@ -99,6 +99,11 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
             Assert.Equal("error No route to host", Ask(via, peer));
             WaitUntil(() => Ls(t).GetProperty("state").GetString() == "waiting", "via ls to say the route waits");
             Assert.Contains("up2", Ls(t).GetProperty("waiting").GetString());
+            var text = t.InHost(["env", $"VIA_STATE_DIR={_state}", ViaBinary.Path, "ls"]).Out;
+            output.WriteLine(text);
+            Assert.Matches(@"STATE\s+REMADE", text);
+            Assert.Matches(@"\bwaiting\s+0\s", text);
+            Assert.Contains(": interface 'up2' is down", text);
 
             Topology.Ip("-n", t.Host, "link", "set", "up2", "up");
             // The kernel dropped table 200's default with the link; a DHCP client would add it again.
@@ -107,6 +112,8 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
             var took = UntilWorks(via, peer, "isp2 10.2.0.2");
             output.WriteLine($"works again {clock.ElapsedMilliseconds} ms after the gateway was back ({took.TotalMilliseconds:0} ms of asking)");
             WaitUntil(() => Ls(t).GetProperty("state").GetString() == "up", "via ls to say the route is up");
+            Assert.Equal(1, Ls(t).GetProperty("repairs").GetInt32());
+            Assert.Equal(JsonValueKind.Null, Ls(t).GetProperty("waiting").ValueKind);
         });
     }
 
