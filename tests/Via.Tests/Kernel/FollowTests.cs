@@ -140,6 +140,10 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
         Session((t, via, peer) =>
         {
             string before = Topology.Run("ip", ["-n", t.Host, "-o", "link", "show", "up2"]).Out.Split(':')[0];
+            // Enough traffic first that the little after the re-creation could not make up for counters started again.
+            for (int i = 0; i < 5; i++) Assert.Equal("isp2 10.2.0.2", Ask(via, peer));
+            ulong sent = Ls(t).GetProperty("traffic").GetProperty("outPackets").GetUInt64();
+            Assert.True(sent >= 20, $"{sent} packets out");
             Topology.Ip("-n", t.Host, "link", "del", "up2");
             Assert.StartsWith("error", Ask(via, peer));
             WaitUntil(() => Ls(t).GetProperty("state").GetString() == "waiting", "via ls to say the route waits");
@@ -165,6 +169,8 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
             peer.Fence(t);
             Assert.False(peer.Saw(port), "a packet aimed at up1 left after the guard followed up2");
             Assert.True(Ls(t).GetProperty("repairs").GetInt32() >= 1);
+            // The new guard counts on in the old one's map: the route's counters did not start again.
+            Assert.True(Ls(t).GetProperty("traffic").GetProperty("outPackets").GetUInt64() > sent);
         });
     }
 
