@@ -53,7 +53,7 @@ public sealed class RouteWatcher : IDisposable
         return watcher;
     }
 
-    /// <summary>Stops watching: a repair under way finishes (it holds the lock), a wait for the lock ends.</summary>
+    /// <summary>Stops watching: a repair under way finishes (it holds the lock), a wait for the lock ends. Idempotent.</summary>
     public void Dispose()
     {
         _stop.Cancel();

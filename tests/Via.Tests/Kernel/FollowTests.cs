@@ -2,7 +2,9 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Via.Cli.Commands.Demo;
+using Via.Kernel;
 using Via.Kernel.Cgroups;
+using Via.Kernel.Netlink;
 using Via.Kernel.Processes;
 using Xunit.Abstractions;
 
@@ -172,6 +174,31 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
             // The new guard counts on in the old one's map: the route's counters did not start again.
             Assert.True(Ls(t).GetProperty("traffic").GetProperty("outPackets").GetUInt64() > sent);
         });
+    }
+
+    [RootFact]
+    public void The_monitor_hears_links_addresses_routes_and_rules_change_in_its_namespace()
+    {
+        using var fixture = new TopologyFixture();
+        var t = fixture.Topology;
+        using var monitor = Namespaces.InNetwork($"/run/netns/{t.Host}", RtnlMonitor.Open);
+        while (monitor.Wait(TimeSpan.FromMilliseconds(100))) { } // whatever the topology's making left queued
+        foreach (var change in new[]
+        {
+            new[] { "rule", "add", "pref", "30000", "table", "30000" }, ["rule", "del", "pref", "30000", "table", "30000"],
+            ["-6", "rule", "add", "pref", "30000", "table", "30000"], ["-6", "rule", "del", "pref", "30000", "table", "30000"],
+            ["route", "add", "unreachable", "192.0.2.0/24", "table", "30000"], ["-6", "route", "add", "unreachable", "2001:db8:9::/48", "table", "30000"],
+            ["addr", "add", "10.2.0.9/24", "dev", "up2"], ["-6", "addr", "add", "fd02::9/64", "dev", "up2", "nodad"],
+            ["link", "set", "up2", "down"], ["link", "set", "up2", "up"],
+        })
+        {
+            Topology.Ip(["-n", t.Host, .. change]);
+            Assert.True(monitor.Wait(TimeSpan.FromSeconds(5)), $"no announcement for ip {string.Join(' ', change)}");
+            while (monitor.Wait(TimeSpan.FromMilliseconds(50))) { }
+        }
+        // Another namespace's changes are not heard.
+        Topology.Ip("-n", t.Isp(1), "route", "add", "unreachable", "192.0.2.0/24");
+        Assert.False(monitor.Wait(TimeSpan.FromMilliseconds(300)));
     }
 
     [RootFact]
