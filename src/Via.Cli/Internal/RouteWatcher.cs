@@ -62,6 +62,19 @@ public sealed class RouteWatcher : IDisposable
 
     private void Run()
     {
+        try
+        {
+            Watch();
+        }
+        catch (Exception e)
+        {
+            // A thread's exception would end via, and with it the program's route: say it, and stop watching.
+            Problem($"stopped watching route {_id}: {Say.Describe(e)}; it fails closed if the host changes under it");
+        }
+    }
+
+    private void Watch()
+    {
         ActiveRoute? route = Read();
         if (route is null) return;
         using var host = Host.ForNetwork(route.NetworkNamespace);
