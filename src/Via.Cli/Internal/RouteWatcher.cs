@@ -30,6 +30,7 @@ public sealed class RouteWatcher : IDisposable
 
     private readonly string _id;
     private readonly Action<string> _say;
+    private readonly Fault? _fault;
     private readonly CancellationTokenSource _stop = new();
     private readonly Thread _thread;
     private string? _lastProblem;
@@ -38,17 +39,22 @@ public sealed class RouteWatcher : IDisposable
     /// <summary>The route as this watcher last wrote it to the journal; null if it wrote nothing.</summary>
     public ActiveRoute? Latest => _latest;
 
-    private RouteWatcher(string id, Action<string> say)
+    private RouteWatcher(string id, Action<string> say, Fault? fault)
     {
         _id = id;
         _say = say;
+        _fault = fault;
         _thread = new Thread(Run) { IsBackground = true, Name = "via watch " + id };
     }
 
-    /// <summary>Starts watching route <paramref name="id"/>; <paramref name="say"/> gets one line per change of state or failure.</summary>
-    public static RouteWatcher Start(string id, Action<string> say)
+    /// <summary>
+    /// Starts watching route <paramref name="id"/>; <paramref name="say"/> gets one line per change
+    /// of state or failure. <paramref name="fault"/>: the kill points "repair" (after the journal
+    /// names old and new, and after the changes) for the crash tests.
+    /// </summary>
+    public static RouteWatcher Start(string id, Action<string> say, Fault? fault = null)
     {
-        var watcher = new RouteWatcher(id, say);
+        var watcher = new RouteWatcher(id, say, fault);
         watcher._thread.Start();
         return watcher;
     }
@@ -146,7 +152,9 @@ public sealed class RouteWatcher : IDisposable
             List<Mechanisms.Changes.HostChange> both = [.. route.Changes, .. plan.Changes.Where(c => !route.Changes.Contains(c))];
             _latest = route with { Changes = both };
             Journal.Write(_latest);
+            _fault?.At("repair");
             var problems = Applier.Reconcile(host, plan.Add, plan.Remove);
+            _fault?.At("repair");
             // After a failure the journal keeps naming both, old and new: some of either may exist.
             var after = route with
             {

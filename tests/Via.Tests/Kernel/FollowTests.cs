@@ -176,6 +176,54 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
         });
     }
 
+    [RootTheory]
+    [InlineData("repair:1")] // after the journal names what the repair will make, before it is made
+    [InlineData("repair:2")] // after it is made, before the journal says the repair is done
+    public void Killed_while_repairing_it_leaks_nothing_and_gc_restores_the_host(string stage)
+    {
+        File.WriteAllText(_config, "tables = 22600-22699\n");
+        using var fixture = new TopologyFixture();
+        var t = fixture.Topology;
+        using var peer = Capture.Start(t, 1);
+        string rulesBefore = Topology.Run("ip", ["-n", t.Host, "rule"]).Out + Topology.Run("ip", ["-n", t.Host, "-6", "rule"]).Out;
+        var start = new ProcessStartInfo("ip") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "netns", "exec", t.Host, "env", $"VIA_STATE_DIR={_state}", $"VIA_CONFIG={_config}", $"VIA_FAULT={stage}", ViaBinary.Path, "run", "--dev", "up2", "--user", "nobody", "--", Clients.Python, "-c", Program })
+            start.ArgumentList.Add(a);
+        using var via = Process.Start(start)!;
+        try
+        {
+            Assert.Equal("ready", via.StandardOutput.ReadLine());
+            Assert.Equal("isp2 10.2.0.2", Ask(via, peer));
+            // Renumbered: the repair removes the rule from the old address and makes the new one's.
+            // (Deleting the only address of a subnet takes its secondaries along: the old goes first.)
+            Topology.Ip("-n", t.Host, "addr", "del", "10.2.0.2/24", "dev", "up2");
+            Topology.Ip("-n", t.Host, "addr", "add", "10.2.0.3/24", "dev", "up2");
+            Topology.Ip("-n", t.Host, "route", "replace", "default", "via", "10.2.0.1", "dev", "up2", "table", "200");
+            Assert.True(via.WaitForExit(10000), $"via was not killed at {stage}");
+            Assert.Equal(128 + 9, via.ExitCode);
+            // The program outlives via: whatever the repair got to, it does not leave by up1.
+            Ask(via, peer);
+            via.StandardInput.Close();
+            WaitUntil(() => Routes(t).All(r => r.GetProperty("processes").GetArrayLength() == 0), "the program to exit");
+            var gc = t.InHost(["env", $"VIA_STATE_DIR={_state}", $"VIA_CONFIG={_config}", ViaBinary.Path, "gc"]);
+            output.WriteLine("gc: " + gc.Out + gc.Err);
+            Assert.Equal(0, gc.Code);
+            Assert.Equal(rulesBefore, Topology.Run("ip", ["-n", t.Host, "rule"]).Out + Topology.Run("ip", ["-n", t.Host, "-6", "rule"]).Out);
+            Assert.DoesNotContain("proto 86", Topology.Run("ip", ["-n", t.Host, "route", "show", "table", "all"]).Out);
+            Assert.DoesNotContain("proto 86", Topology.Run("ip", ["-n", t.Host, "-6", "route", "show", "table", "all"]).Out);
+            Assert.Empty(Routes(t));
+            peer.Fence(t);
+            Assert.DoesNotContain(_sent, peer.Saw);
+            Assert.Empty(t.ServerLog(1));
+        }
+        finally
+        {
+            if (!via.HasExited) via.Kill(entireProcessTree: true);
+            output.WriteLine("via's stderr: " + via.StandardError.ReadToEnd());
+            t.InHost(["env", $"VIA_STATE_DIR={_state}", $"VIA_CONFIG={_config}", ViaBinary.Path, "gc"]);
+        }
+    }
+
     [RootFact]
     public void The_monitor_hears_links_addresses_routes_and_rules_change_in_its_namespace()
     {

@@ -130,7 +130,7 @@ public static class RunCommand
         else
         {
             // While the program runs, the route follows IFACE and puts back what others remove (DESIGN.md point 12).
-            using var watcher = RouteWatcher.Start(active.Id, Say.Note);
+            using var watcher = RouteWatcher.Start(active.Id, Say.Note, fault);
             try
             {
                 status = Launch(active, path, o.Command, who, signals, dns.Private);
