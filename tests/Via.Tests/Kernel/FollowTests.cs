@@ -186,10 +186,7 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
         var t = fixture.Topology;
         using var peer = Capture.Start(t, 1);
         string rulesBefore = Topology.Run("ip", ["-n", t.Host, "rule"]).Out + Topology.Run("ip", ["-n", t.Host, "-6", "rule"]).Out;
-        var start = new ProcessStartInfo("ip") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "netns", "exec", t.Host, "env", $"VIA_STATE_DIR={_state}", $"VIA_CONFIG={_config}", $"VIA_FAULT={stage}", ViaBinary.Path, "run", "--dev", "up2", "--user", "nobody", "--", Clients.Python, "-c", Program })
-            start.ArgumentList.Add(a);
-        using var via = Process.Start(start)!;
+        using var via = StartVia(t, $"VIA_FAULT={stage}");
         try
         {
             Assert.Equal("ready", via.StandardOutput.ReadLine());
@@ -376,12 +373,12 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
         }
     }
 
-    /// <summary>via run --dev up2 --user nobody -- python <see cref="Program"/>, with this class's state and tables, stdin and stdout piped.</summary>
-    private Process StartVia(Topology t)
+    /// <summary>via run --dev up2 --user nobody -- python <see cref="Program"/>, with this class's state and tables (and <paramref name="environment"/>, NAME=VALUE), stdin and stdout piped.</summary>
+    private Process StartVia(Topology t, params string[] environment)
     {
         var start = new ProcessStartInfo("ip") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "netns", "exec", t.Host, "env", $"VIA_STATE_DIR={_state}", $"VIA_CONFIG={_config}", ViaBinary.Path, "run", "--dev", "up2", "--user", "nobody", "--", Clients.Python, "-c", Program })
-            start.ArgumentList.Add(a);
+        string[] args = ["netns", "exec", t.Host, "env", $"VIA_STATE_DIR={_state}", $"VIA_CONFIG={_config}", .. environment, ViaBinary.Path, "run", "--dev", "up2", "--user", "nobody", "--", Clients.Python, "-c", Program];
+        foreach (var a in args) start.ArgumentList.Add(a);
         return Process.Start(start)!;
     }
 
