@@ -103,12 +103,12 @@ public sealed class CoexistTests(TopologyFixture fixture, ITestOutputHelper outp
         return (lines[0].Trim(), lines.Length > 1 ? lines[1] : "", parts.Length > 1 ? parts[1].Trim() : "");
     }
 
-    [RootFact]
-    public void Tailscale_with_an_exit_node_via_goes_before_lookup_52_and_Tailscale_keeps_its_paths()
+    /// <summary>
+    /// tailscale util/linuxfw's layout: tailscale0 (ts0 here) with a 100.x address, table 52 with
+    /// the tailnet, a subnet route and (exit node) a default route, and its four rules.
+    /// </summary>
+    private static void TailscaleExitNode(Layout layout)
     {
-        using var layout = new Layout(T.Host);
-        // tailscale util/linuxfw's layout: tailscale0 (ts0 here) with a 100.x address, table 52 with
-        // the tailnet, a subnet route and (exit node) a default route, and its four rules.
         layout.Interface("ts0", "100.64.0.5/32");
         layout.Do(["-6", "addr", "add", "fd7a:115c:a1e0::5/128", "dev", "ts0", "nodad"], null);
         layout.Do(["route", "add", "100.64.0.0/10", "dev", "ts0", "table", "52"], null);
@@ -120,6 +120,13 @@ public sealed class CoexistTests(TopologyFixture fixture, ITestOutputHelper outp
         layout.Rule(5230, "fwmark", "0x80000/0xff0000", "lookup", "default");
         layout.Rule(5250, "fwmark", "0x80000/0xff0000", "unreachable");
         layout.Rule(5270, "lookup", "52");
+    }
+
+    [RootFact]
+    public void Tailscale_with_an_exit_node_via_goes_before_lookup_52_and_Tailscale_keeps_its_paths()
+    {
+        using var layout = new Layout(T.Host);
+        TailscaleExitNode(layout);
 
         var before = HostSnapshot.Take(T);
         string plain = RouteGet(Server), own = RouteGet(Server, "0x80000"), subnet = RouteGet("192.168.77.9");
@@ -135,6 +142,32 @@ public sealed class CoexistTests(TopologyFixture fixture, ITestOutputHelper outp
         Assert.Equal(subnet, RouteGet("192.168.77.9"));
         HostSnapshot.AssertUnchanged(before, T);
         Assert.Equal(plain, RouteGet(Server));
+    }
+
+    [RootFact]
+    public void Tailscale_with_an_exit_node_and_via_rules_after_5270_the_program_fails_closed()
+    {
+        // What happened with the fixed priority 12000 (and a mask outside Tailscale's bits): the
+        // program's packets meet 'lookup 52' first and are routed into ts0, where the egress guard
+        // drops them. A configured priority still wins; doctor says why it is wrong.
+        using var layout = new Layout(T.Host);
+        TailscaleExitNode(layout);
+        File.WriteAllText(Config, "tables = 22700-22799\nmark-mask = 0x0000ff00\npriority = 12000\n");
+        try
+        {
+            var before = HostSnapshot.Take(T);
+            var r = Via(["run", "--dev", "up2", "--", .. Clients.Curl(Server)]);
+            Assert.NotEqual(0, r.Code);
+            Assert.DoesNotContain("isp", r.Out);
+            Assert.Contains("pref 5270 lookup 52, Tailscale's comes before via's configured priority 12000", r.Err);
+            var doctor = T.InHost(["env", $"VIA_CONFIG={Config}", ViaBinary.Path, "doctor"]);
+            Assert.Matches(@"warn +priority +12000: configured in .*pref 5270 lookup 52, Tailscale's comes before", doctor.Out);
+            HostSnapshot.AssertUnchanged(before, T);
+        }
+        finally
+        {
+            File.Delete(Config);
+        }
     }
 
     [RootFact]
