@@ -55,7 +55,7 @@ public sealed record NumberChoice(NumberSpace Space, string MaskReason, string P
         {
             var inTheWay = foreign.Where(r => r.Mark is { } m && r.MarkMask is { } k && k != uint.MaxValue && ((k | m) & configured) != 0).ToList();
             if (inTheWay.Count > 0)
-                throw new PlanException($"the configured mark-mask 0x{configured:x8} ({settings.Source}) overlaps marks {Describe(inTheWay)} uses; remove mark-mask to let via choose free bits, or set one outside 0x{hostFields:x8}");
+                throw new PlanException($"the configured mark-mask 0x{configured:x8} ({settings.Source}) overlaps the marks that {Describe(inTheWay)} use; remove mark-mask to let via choose free bits, or set one outside 0x{hostFields:x8}");
             mask = configured;
             maskReason = $"configured in {settings.Source}";
         }

@@ -198,7 +198,8 @@ public sealed unsafe class Rtnl : IDisposable
                 a.TryGetValue(Nl.FRA_PRIORITY, out var p) ? NetlinkMessage.U32(p) : 0,
                 a.TryGetValue(Nl.FRA_TABLE, out var t) ? NetlinkMessage.U32(t) : h.Table,
                 (RuleAction)h.Action,
-                a.TryGetValue(Nl.FRA_FWMARK, out var mk) ? NetlinkMessage.U32(mk) : null,
+                // 'fwmark 0/MASK' is dumped with the mask alone: the kernel omits a zero FRA_FWMARK.
+                a.TryGetValue(Nl.FRA_FWMARK, out var mk) ? NetlinkMessage.U32(mk) : a.ContainsKey(Nl.FRA_FWMASK) ? 0u : null,
                 a.TryGetValue(Nl.FRA_FWMASK, out var mm) ? NetlinkMessage.U32(mm) : null,
                 a.TryGetValue(Nl.FRA_SRC, out var s) ? NetlinkMessage.Ip(s) : null,
                 h.SrcLen,
