@@ -28,8 +28,12 @@ public sealed record NumberChoice(NumberSpace Space, string MaskReason, string P
     private const uint LocalTable = 255, MainPriority = 32766;
     private const int PreferredWidth = 8, EnoughWidth = 4;
 
-    public static NumberChoice Choose(Settings settings, HostView host, IEnumerable<ActiveRoute> active)
+    /// <param name="networkNamespace">The namespace the host view was read in ("net:[INODE]"): only via's
+    /// routes there share marks with the new one (the kernel clears a packet's mark when it crosses
+    /// into another namespace), so only their mask is kept.</param>
+    public static NumberChoice Choose(Settings settings, HostView host, IEnumerable<ActiveRoute> active, string networkNamespace)
     {
+        active = active.Where(a => a.NetworkNamespace == networkNamespace);
         var foreign = host.Rules.Where(r => r.Protocol != Planner.Protocol).ToList();
         var warnings = new List<string>();
 

@@ -43,7 +43,7 @@ public class NumberChoiceTests
         new([], [], [], [.. Standard, .. rules.SelectMany(r => r)], ["/sys/fs/cgroup"]);
 
     private static NumberChoice Choose(HostView host, Settings? settings = null, IEnumerable<ActiveRoute>? active = null) =>
-        NumberChoice.Choose(settings ?? Settings.Default, host, active ?? []);
+        NumberChoice.Choose(settings ?? Settings.Default, host, active ?? [], "net:[1]");
 
     private static void AssertSafe(NumberChoice c, HostView host)
     {
@@ -205,6 +205,9 @@ public class NumberChoiceTests
         Assert.Equal(0xff0000u, Choose(Host([viaRule])).Space.MarkMask);
         // Same from the journal alone (a route of another namespace).
         Assert.Equal(0xff0000u, Choose(Host(), active: [Journaled(0x10000, 22000) with { Changes = [new AddRule(viaRule)] }]).Space.MarkMask);
+
+        // A route of another network namespace does not count: marks do not cross namespaces.
+        Assert.Equal(0xffu, Choose(Host(), active: [Journaled(0x10000, 22000) with { NetworkNamespace = "net:[2]", Changes = [new AddRule(viaRule)] }]).Space.MarkMask);
 
         // Tailscale started since: the old mask is unsafe; the new one avoids it and Tailscale's.
         var host = Host([viaRule], Tailscale(V4));

@@ -169,7 +169,7 @@ public static class DoctorCommand
         try
         {
             // The same choice 'via run' makes (it makes it again under its lock).
-            choice = NumberChoice.Choose(settings, view, RouteRegistry.All());
+            choice = NumberChoice.Choose(settings, view, RouteRegistry.All(), Namespaces.CurrentNetwork());
         }
         catch (PlanException e)
         {

@@ -45,8 +45,9 @@ public static class RunCommand
             {
                 // Mask and priority chosen for this host, under the lock (DESIGN.md point 13).
                 var active = RouteRegistry.All().ToList();
-                var choice = NumberChoice.Choose(settings, view, active);
+                var choice = NumberChoice.Choose(settings, view, active, Namespaces.CurrentNetwork());
                 if (o.Verbose) Console.Error.WriteLine("via: " + choice.Describe());
+                else if (o.DryRun && !o.Json) Console.WriteLine("# " + choice.Describe());
                 foreach (var w in choice.Warnings) Say.Note(w);
                 var numbers = Allocator.Allocate(view, active, choice.Space, request.Table);
                 return Planner.Make(request, resolved, view, mechanism, numbers, Planner.RouteId(numbers));
