@@ -239,7 +239,7 @@ public sealed class CoexistTests(TopologyFixture fixture, ITestOutputHelper outp
         Topology.Ip("-n", container, "route", "add", "default", "via", "172.17.0.1");
         Assert.Equal(0, T.InHost(["sysctl", "-qw", "net.ipv4.ip_forward=1"]).Code);
         var nft = T.InHost(["nft", "add table ip viatest-nat; add chain ip viatest-nat post { type nat hook postrouting priority srcnat; }; add rule ip viatest-nat post ip saddr 172.17.0.0/16 oifname != \"docker0\" masquerade"]);
-        Assert.True(nft.Code == 0, "nft: " + nft.Err);
+        Assert.True(nft.Code == 0, "nft: " + nft.Err + " (install nftables: apt-get install nftables)");
         try
         {
             var before = HostSnapshot.Take(T);
