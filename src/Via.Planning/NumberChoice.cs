@@ -47,6 +47,13 @@ public sealed record NumberChoice(NumberSpace Space, string MaskReason, string P
             if (k == uint.MaxValue) hostExactBits |= m;
             else hostFields |= k | m;
         }
+        // The same for marks other programs' nftables rules set or match, where the ruleset was read.
+        var firewall = host.FirewallMarks ?? [];
+        foreach (var f in firewall)
+        {
+            hostFields |= f.Field;
+            if (f.Exact is { } e) hostExactBits |= e;
+        }
 
         // Masks via's own routes use: on the host (proto 86, any state directory) and in the journal.
         var viaMasks = host.Rules.Where(r => r.Protocol == Planner.Protocol && r.MarkMask is not null).Select(r => r.MarkMask!.Value)
@@ -58,8 +65,9 @@ public sealed record NumberChoice(NumberSpace Space, string MaskReason, string P
         if (settings.MarkMask is { } configured)
         {
             var inTheWay = foreign.Where(r => r.Mark is { } m && r.MarkMask is { } k && k != uint.MaxValue && ((k | m) & configured) != 0).ToList();
-            if (inTheWay.Count > 0)
-                throw new PlanException($"the configured mark-mask 0x{configured:x8} ({settings.Source}) overlaps the marks that {Describe(inTheWay)} use; remove mark-mask to let via choose free bits, or set one outside 0x{hostFields:x8}");
+            var inFirewall = firewall.Where(f => (f.Field & configured) != 0).Select(f => $"{f.Where} (bits 0x{f.Field:x8})").Distinct().ToList();
+            if (inTheWay.Count > 0 || inFirewall.Count > 0)
+                throw new PlanException($"the configured mark-mask 0x{configured:x8} ({settings.Source}) overlaps the marks that {string.Join(", ", inFirewall.Prepend(Describe(inTheWay)).Where(x => x.Length > 0))} use; remove mark-mask to let via choose free bits, or set one outside 0x{hostFields:x8}");
             mask = configured;
             maskReason = $"configured in {settings.Source}";
         }
@@ -85,13 +93,19 @@ public sealed record NumberChoice(NumberSpace Space, string MaskReason, string P
                 if (Widest(avoid, min) is { } m) { found = m; why = tierWhy; break; }
             }
             if (found is not { } chosen)
-                throw new PlanException($"no bit of the socket mark is free for via: {Describe(foreign.Where(r => r.Mark is not null && (r.MarkMask ?? uint.MaxValue) != uint.MaxValue).ToList())} select on all of them (0x{hostFields:x8}); via cannot route a program by mark beside them");
+            {
+                var users = firewall.Where(f => f.Field != 0).Select(f => f.Where).Distinct()
+                    .Prepend(Describe(foreign.Where(r => r.Mark is not null && (r.MarkMask ?? uint.MaxValue) != uint.MaxValue).ToList())).Where(x => x.Length > 0);
+                throw new PlanException($"no bit of the socket mark is free for via: {string.Join(", ", users)} select on all of them (0x{hostFields:x8}); via cannot route a program by mark beside them");
+            }
             mask = chosen;
             maskReason = why;
             var overlapped = KnownProgram.All.Where(p => (p.Field & mask) != 0).Select(p => p.Name).ToList();
             if (overlapped.Count > 0)
                 warnings.Add($"mask 0x{mask:x8} overlaps the documented mark bits of {string.Join(", ", overlapped)}: if one of them starts later, 'via gc' and a new route choose again");
         }
+        if (firewall.Count > 0 && settings.MarkMask is null)
+            maskReason += $"; the marks of {string.Join(", ", firewall.Select(f => f.Where).Distinct())} count as this host's";
         var skipped = KnownProgram.All.Where(p => p.Exact is { } e && (e & mask) != 0).Select(p => $"0x{p.Exact!.Value & mask:x} ({p.Name})").ToList();
         if (skipped.Count > 0) maskReason += $"; values {string.Join(", ", skipped)} are not handed out";
 

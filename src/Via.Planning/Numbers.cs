@@ -39,7 +39,8 @@ public static class Allocator
             .Concat(active.Select(a => a.Mark & space.MarkMask))
             // An exact mark a common program puts on its packets (wg-quick's 0xca6c, Mullvad's 0x6d6f6c65)
             // must not equal via's mark under the mask, or via's rule would take that program's packets.
-            .Concat(KnownProgram.All.Where(p => p.Exact is not null).Select(p => p.Exact!.Value & space.MarkMask)).ToHashSet();
+            .Concat(KnownProgram.All.Where(p => p.Exact is not null).Select(p => p.Exact!.Value & space.MarkMask))
+            .Concat((host.FirewallMarks ?? []).Where(f => f.Exact is not null).Select(f => f.Exact!.Value & space.MarkMask)).ToHashSet();
         for (uint i = 0; i < space.Size; i++)
         {
             var candidate = space.At(i);

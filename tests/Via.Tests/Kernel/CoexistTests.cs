@@ -221,6 +221,33 @@ public sealed class CoexistTests(TopologyFixture fixture, ITestOutputHelper outp
     }
 
     [RootFact]
+    public void Marks_another_program_sets_in_nftables_are_avoided()
+    {
+        // A firewall that keeps its own state in bits 0xf0 of the mark, as a program would with
+        // 'meta mark set meta mark and 0xffffff0f or 0x10': read through libnftables, no rule shows it.
+        var nft = T.InHost(["nft", "add table ip viatest-marks; add chain ip viatest-marks out { type route hook output priority mangle; }; add rule ip viatest-marks out meta mark set meta mark and 0xffffff0f or 0x10"]);
+        Assert.True(nft.Code == 0, "nft: " + nft.Err + " (install nftables: apt-get install nftables)");
+        try
+        {
+            var before = HostSnapshot.Take(T);
+            var plan = Via("run", "--dev", "up2", "--dry-run", "--json", "--", "true");
+            Assert.Equal(0, plan.Code);
+            using (var doc = System.Text.Json.JsonDocument.Parse(plan.Out))
+                Assert.Equal(0u, doc.RootElement.GetProperty("markMask").GetUInt32() & 0xf0);
+            var doctor = T.InHost(["env", $"VIA_CONFIG={Config}", ViaBinary.Path, "doctor"]);
+            Assert.Contains("nftables table ip viatest-marks chain out", doctor.Out);
+            // The firewall's rule runs on via's packets too, and leaves via's bits alone: they still leave by up2.
+            var (answer, _, _) = RunThroughUp2();
+            Assert.Equal("isp2 10.2.0.2", answer);
+            HostSnapshot.AssertUnchanged(before, T);
+        }
+        finally
+        {
+            T.InHost(["nft", "delete table ip viatest-marks"]);
+        }
+    }
+
+    [RootFact]
     public void Docker_like_containers_keep_reaching_the_outside_through_their_NAT()
     {
         string container = T.Prefix + "-ctr";

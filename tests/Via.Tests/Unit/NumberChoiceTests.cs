@@ -279,3 +279,56 @@ public class NumberChoiceTests
     private static ActiveRoute Journaled(uint mark, uint table) =>
         new("old", "key", "net:[1]", DateTimeOffset.UnixEpoch, "eth1", null, mark, table, "cgroup", null, [new(1, 0)], false, []);
 }
+
+/// <summary>Marks read from nftables' JSON (the output of 'nft -j list ruleset', as nftables 1.0.6 prints it).</summary>
+public class FirewallMarksTests
+{
+    private const string Ruleset = """
+        {"nftables": [{"metainfo": {"version": "1.0.6", "json_schema_version": 1}},
+        {"table": {"family": "inet", "name": "ts", "handle": 1}},
+        {"rule": {"family": "inet", "table": "ts", "chain": "out", "handle": 2, "expr": [{"mangle": {"key": {"meta": {"key": "mark"}}, "value": {"|": [{"&": [{"meta": {"key": "mark"}}, 4278517759]}, 262144]}}}]}},
+        {"rule": {"family": "inet", "table": "ts", "chain": "out", "handle": 3, "expr": [{"match": {"op": "==", "left": {"&": [{"meta": {"key": "mark"}}, 16711680]}, "right": 524288}}, {"accept": null}]}},
+        {"rule": {"family": "inet", "table": "ts", "chain": "out", "handle": 4, "expr": [{"mangle": {"key": {"meta": {"key": "mark"}}, "value": 1}}]}},
+        {"rule": {"family": "inet", "table": "ts", "chain": "out", "handle": 5, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "mark"}}, "right": 51820}}, {"accept": null}]}},
+        {"rule": {"family": "inet", "table": "ts", "chain": "out", "handle": 6, "expr": [{"match": {"op": "==", "left": {"ct": {"key": "mark"}}, "right": 3905}}, {"mangle": {"key": {"meta": {"key": "mark"}}, "value": 1836018789}}]}},
+        {"rule": {"family": "inet", "table": "ts", "chain": "out", "handle": 7, "expr": [{"mangle": {"key": {"meta": {"key": "mark"}}, "value": {"ct": {"key": "mark"}}}}]}},
+        {"rule": {"family": "inet", "table": "ts", "chain": "out", "handle": 8, "expr": [{"mangle": {"key": {"meta": {"key": "mark"}}, "value": {"|": [{"meta": {"key": "mark"}}, 16384]}}}]}},
+        {"rule": {"family": "ip", "table": "via", "chain": "out", "handle": 9, "expr": [{"mangle": {"key": {"meta": {"key": "mark"}}, "value": 255}}]}}]}
+        """;
+
+    [Fact]
+    public void Sets_and_matches_of_the_meta_mark_are_found()
+    {
+        var marks = FirewallMarks.Parse(Ruleset);
+
+        Assert.Equal(
+        [
+            new(0x00ff0000, null, "nftables table inet ts chain out"),  // mark and 0xff00ffff or 0x40000 (nft folds it to & 0xff04ffff | 0x40000)
+            new(0x00ff0000, null, "nftables table inet ts chain out"),  // mark and 0xff0000 == 0x80000
+            new(0, 1, "nftables table inet ts chain out"),               // mark set 1
+            new(0, 0xca6c, "nftables table inet ts chain out"),          // mark 51820
+            new(0, 0x6d6f6c65, "nftables table inet ts chain out"),      // mark set 0x6d6f6c65 (the ct mark match is not a socket mark)
+            new(0x4000, null, "nftables table inet ts chain out"),      // mark set mark or 0x4000
+        ], marks); // 'mark set ct mark' cannot be read; via's own table is skipped
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("")]
+    [InlineData("not json")]
+    [InlineData("""{"nftables": 3}""")]
+    public void Nothing_readable_gives_nothing(string? json) => Assert.Empty(FirewallMarks.Parse(json));
+
+    [Fact]
+    public void Firewall_fields_are_avoided_like_rules()
+    {
+        var host = new HostView([], [], [], [], ["/sys/fs/cgroup"], FirewallMarks: [new(0x000000f0, null, "nftables table ip x chain y")]);
+
+        var c = NumberChoice.Choose(Settings.Default, host, [], "net:[1]");
+
+        Assert.Equal(0u, c.Space.MarkMask & 0xf0);
+        Assert.Contains("nftables table ip x chain y", c.MaskReason);
+        var e = Assert.Throws<PlanException>(() => NumberChoice.Choose(Settings.Default with { MarkMask = 0xff }, host, [], "net:[1]"));
+        Assert.Contains("nftables table ip x chain y (bits 0x000000f0)", e.Message);
+    }
+}

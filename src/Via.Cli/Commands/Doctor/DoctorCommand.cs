@@ -163,7 +163,7 @@ public static class DoctorCommand
         try { settings = Settings.Load(); }
         catch (PlanException e) { return [new Check("configuration", Status.Fail, e.Message, Blocks: true)]; }
         using var host = new Host();
-        var view = HostView.Read(host);
+        var view = HostView.Read(host).WithFirewallMarks();
         var checks = new List<Check>();
         NumberChoice choice;
         try

@@ -45,6 +45,7 @@ public static class RunCommand
             {
                 // Mask and priority chosen for this host, under the lock (DESIGN.md point 13).
                 var active = RouteRegistry.All().ToList();
+                view = view.WithFirewallMarks();
                 var choice = NumberChoice.Choose(settings, view, active, Namespaces.CurrentNetwork());
                 if (o.Verbose) Console.Error.WriteLine("via: " + choice.Describe());
                 else if (o.DryRun && !o.Json) Console.WriteLine("# " + choice.Describe());
