@@ -114,6 +114,21 @@ public sealed class DoctorTests(TopologyFixture fixture, ITestOutputHelper outpu
         {
             Topology.Ip("-n", T.Host, "rule", "del", "pref", "5270");
         }
+
+        // Read back from the kernel: 'not' counts (it matches via's packets), an input interface
+        // other than lo does not (locally sent packets come from lo).
+        Topology.Ip("-n", T.Host, "rule", "add", "pref", "1000", "not", "fwmark", "0xca6c", "lookup", "51820");
+        Topology.Ip("-n", T.Host, "rule", "add", "pref", "900", "iif", "up1", "lookup", "100");
+        try
+        {
+            Assert.Equal("999: just before rule pref 1000 not fwmark 0xca6c lookup 51820, WireGuard (wg-quick)'s, which would take via's packets",
+                Doctor(out _)["priority"].Detail);
+        }
+        finally
+        {
+            Topology.Ip("-n", T.Host, "rule", "del", "pref", "1000");
+            Topology.Ip("-n", T.Host, "rule", "del", "pref", "900");
+        }
     }
 
     [RootFact]
