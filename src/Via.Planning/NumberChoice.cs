@@ -102,7 +102,7 @@ public sealed record NumberChoice(NumberSpace Space, string MaskReason, string P
             maskReason = why;
             var overlapped = KnownProgram.All.Where(p => (p.Field & mask) != 0).Select(p => p.Name).ToList();
             if (overlapped.Count > 0)
-                warnings.Add($"mask 0x{mask:x8} overlaps the documented mark bits of {string.Join(", ", overlapped)}: if one of them starts later, 'via gc' and a new route choose again");
+                warnings.Add($"mask 0x{mask:x8} overlaps the documented mark bits of {string.Join(", ", overlapped)}: if one of them starts later, routes made before keep this mask and may collide with it (new routes then choose again)");
         }
         if (firewall.Count > 0 && settings.MarkMask is null)
             maskReason += $"; the marks of {string.Join(", ", firewall.Select(f => f.Where).Distinct())} count as this host's";
