@@ -56,7 +56,10 @@ public sealed class CoexistTests(TopologyFixture fixture, ITestOutputHelper outp
         return r.Out.Trim();
     }
 
-    /// <summary>Runs ip(8) steps of a layout; records the undo of each so the test removes them even when it fails.</summary>
+    /// <summary>
+    /// Runs ip(8) steps of a layout; records the undo of each so the test removes them even when it
+    /// fails (a step without one goes with its interface: addresses, and routes through it).
+    /// </summary>
     private sealed class Layout(string host) : IDisposable
     {
         private readonly List<string[]> _undo = [];
@@ -74,12 +77,12 @@ public sealed class CoexistTests(TopologyFixture fixture, ITestOutputHelper outp
             for (int i = _undo.Count - 1; i >= 0; i--) Topology.Run("ip", _undo[i]);
         }
 
-        /// <summary>ip rule add ARGS pref P in both families; removed with 'ip rule del pref P' (one per family).</summary>
+        /// <summary>ip rule add ARGS pref P in both families; removed with 'ip rule del pref P ARGS', that rule only.</summary>
         public void Rule(uint pref, params string[] args)
         {
             foreach (var family in new[] { "-4", "-6" })
                 Do([family, "rule", "add", "pref", pref.ToString(System.Globalization.CultureInfo.InvariantCulture), .. args],
-                   [family, "rule", "del", "pref", pref.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+                   [family, "rule", "del", "pref", pref.ToString(System.Globalization.CultureInfo.InvariantCulture), .. args]);
         }
 
         /// <summary>A stand-in interface (a veth pair whose both ends stay in this namespace), up.</summary>
@@ -137,6 +140,8 @@ public sealed class CoexistTests(TopologyFixture fixture, ITestOutputHelper outp
 
         Assert.Equal("isp2 10.2.0.2", answer);
         Assert.Contains("5269:", rules);     // just before 'lookup 52'
+        var v6 = Via(["run", "--dev", "up2", "--", .. Clients.Curl(Topology.Server6)]);
+        Assert.Equal("isp2 fd02::2", v6.Out.Trim()); // the exit node's IPv6 default is passed by too
         Assert.Equal(plain, plainDuring);
         Assert.Equal(own, RouteGet(Server, "0x80000"));
         Assert.Equal(subnet, RouteGet("192.168.77.9"));
@@ -202,7 +207,7 @@ public sealed class CoexistTests(TopologyFixture fixture, ITestOutputHelper outp
         using var layout = new Layout(T.Host);
         // kube-proxy's masquerade bit 0x4000 and kubelet's drop bit 0x8000, Calico's mask 0xffff0000:
         // rules that would send packets with those bits to isp1.
-        layout.Do(["route", "add", "default", "via", "10.1.0.1", "dev", "up1", "table", "300"], null);
+        layout.Do(["route", "add", "default", "via", "10.1.0.1", "dev", "up1", "table", "300"], ["route", "del", "default", "table", "300"]);
         layout.Rule(100, "fwmark", "0x4000/0x4000", "lookup", "300");
         layout.Rule(101, "fwmark", "0x8000/0x8000", "lookup", "300");
         layout.Rule(102, "fwmark", "0x10000/0xffff0000", "lookup", "300");
@@ -244,6 +249,43 @@ public sealed class CoexistTests(TopologyFixture fixture, ITestOutputHelper outp
         finally
         {
             T.InHost(["nft", "delete table ip viatest-marks"]);
+        }
+    }
+
+    [RootFact]
+    public void A_new_route_keeps_the_mask_of_the_routes_already_up()
+    {
+        // A rule with the exact mark 0x1 appears while a route is up: alone, via would now choose
+        // 0x000000fe (outside that bit); beside the running route it keeps 0x000000ff, so the two
+        // routes' rules never match each other's packets.
+        string started = Path.Combine(_state, "started"), stop = Path.Combine(_state, "stop-a");
+        Directory.CreateDirectory(_state);
+        using var first = Kernel.Via.Start(T, ["run", "--dev", "up2", "--", "sh", "-c", $"touch {started}; while [ ! -e {stop} ]; do sleep 0.05; done"],
+            new Dictionary<string, string> { ["VIA_STATE_DIR"] = _state, ["VIA_CONFIG"] = Config });
+        bool added = false;
+        try
+        {
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            while (!File.Exists(started) && !first.HasExited && DateTime.UtcNow < deadline) first.WaitForExit(50);
+            Assert.True(File.Exists(started), "the first route did not come up: " + (first.HasExited ? first.StandardError.ReadToEnd() : "timeout"));
+            Topology.Ip("-n", T.Host, "rule", "add", "pref", "100", "fwmark", "0x1", "lookup", "100");
+            added = true;
+
+            var second = Via("run", "--dev", "up1", "--dry-run", "--", "true");
+            Assert.Equal(0, second.Code);
+            Assert.Contains("# mark mask 0x000000ff (the mask of via's existing routes", second.Out);
+            Assert.Contains("fwmark 0x2/0xff", second.Out); // the next value under the same mask
+
+            File.WriteAllText(stop, "");
+            Assert.True(first.WaitForExit(30000), "via did not exit");
+            var alone = Via("run", "--dev", "up1", "--dry-run", "--", "true");
+            Assert.Contains("# mark mask 0x000000fe", alone.Out);
+        }
+        finally
+        {
+            File.WriteAllText(stop, "");
+            first.WaitForExit(30000);
+            if (added) Topology.Run("ip", ["-n", T.Host, "rule", "del", "pref", "100", "fwmark", "0x1", "lookup", "100"]);
         }
     }
 
