@@ -89,7 +89,7 @@ public static class NetworkDaemons
                 $"{(s.NetworkdRunning ? "running" : "installed")}; it deletes every rule it did not make, via's too, when it starts or reloads "
                 + $"(ManageForeignRoutingPolicyRules= {(s.ManagesForeignRulesSetBy is null ? "defaults to yes" : "is yes in " + s.ManagesForeignRulesSetBy)}): "
                 + "a routed program then loses its way out (its packets are dropped, never leaked). To stop it, create "
-                + $"{DropInPath} with \"{DropIn.TrimEnd('\n').Replace("\n", "\\n", StringComparison.Ordinal)}\" and run 'networkctl reload'");
+                + $"{DropInPath} with \"{DropIn.TrimEnd('\n').Replace("\n", "\\n", StringComparison.Ordinal)}\" and restart systemd-networkd (it reads networkd.conf when it starts)");
         if (s.NetworkManagerPresent)
             yield return new("NetworkManager", DoctorCommand.Status.Ok,
                 $"{(s.NetworkManagerRunning ? "running" : "installed")}; it leaves rules and routes it did not make alone, unless a connection's ipv4.route-table or ipv6.route-table names one of via's tables");
