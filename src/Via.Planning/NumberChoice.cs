@@ -22,7 +22,8 @@ namespace Via.Planning;
 /// </list>
 /// Pure: a function of the host view, the journal and the settings.
 /// </summary>
-public sealed record NumberChoice(NumberSpace Space, string MaskReason, string PriorityReason, IReadOnlyList<string> Warnings)
+/// <param name="FirstCatching">The first rule of another program, after the local lookup, that could take a packet marked under the mask.</param>
+public sealed record NumberChoice(NumberSpace Space, string MaskReason, string PriorityReason, IReadOnlyList<string> Warnings, Rule? FirstCatching = null)
 {
     public const uint DefaultPriority = 12000;
     private const uint LocalTable = 255, MainPriority = 32766;
@@ -139,7 +140,22 @@ public sealed record NumberChoice(NumberSpace Space, string MaskReason, string P
                 : $"just before rule {Explain(first)}, which would take via's packets";
         }
 
-        return new NumberChoice(new NumberSpace(settings.FirstTable, settings.Count, mask, priority), maskReason, priorityReason, warnings);
+        return new NumberChoice(new NumberSpace(settings.FirstTable, settings.Count, mask, priority), maskReason, priorityReason, warnings, first);
+    }
+
+    /// <summary>
+    /// via's fwmark rules already on the host that come at or after <see cref="FirstCatching"/>: made
+    /// before that program's rule appeared, their packets now meet it first (and the egress guard drops them).
+    /// </summary>
+    public IEnumerable<Rule> Overtaken(HostView host) =>
+        FirstCatching is not { } f ? [] : host.Rules.Where(r => r.Protocol == Planner.Protocol && r.Mark is not null && r.Priority >= f.Priority);
+
+    /// <summary>One line naming the overtaken rules' tables, or null.</summary>
+    public string? OvertakenWarning(HostView host)
+    {
+        var tables = Overtaken(host).Select(r => r.Table).Distinct().Order().ToList();
+        return tables.Count == 0 ? null
+            : $"via's rules for table(s) {string.Join(", ", tables)} come after rule {Explain(FirstCatching!)}, which now takes their packets (their programs are cut off); 'via down' and run them again to get rules before it";
     }
 
     /// <summary>

@@ -132,6 +132,26 @@ public sealed class DoctorTests(TopologyFixture fixture, ITestOutputHelper outpu
     }
 
     [RootFact]
+    public void It_warns_when_a_rule_of_another_program_now_comes_before_via_rules()
+    {
+        // A route of via's made at 12000 before Tailscale came up with its 'lookup 52' at 5270.
+        Topology.Ip("-n", T.Host, "rule", "add", "pref", "12000", "fwmark", "0x1/0xff", "lookup", "22997", "proto", "86");
+        Topology.Ip("-n", T.Host, "rule", "add", "pref", "5270", "lookup", "52");
+        try
+        {
+            var checks = Doctor(out int code);
+            Assert.Equal(0, code);
+            Assert.Equal("warn", checks["priority"].Status);
+            Assert.Contains("table(s) 22997 come after rule pref 5270 lookup 52, Tailscale's", checks["priority"].Detail);
+        }
+        finally
+        {
+            Topology.Run("ip", ["-n", T.Host, "rule", "del", "pref", "5270", "lookup", "52"]);
+            Topology.Run("ip", ["-n", T.Host, "rule", "del", "pref", "12000", "lookup", "22997"]);
+        }
+    }
+
+    [RootFact]
     public void It_warns_when_systemd_networkd_would_delete_via_rules_and_shows_the_drop_in()
     {
         string root = Path.Combine(Path.GetTempPath(), $"via-systemd-{Guid.NewGuid():N}");

@@ -217,6 +217,20 @@ public class NumberChoiceTests
     }
 
     [Fact]
+    public void Via_rules_made_before_a_catching_rule_appeared_are_named()
+    {
+        var old = new Rule(V4, 12000, 22000, Mark: 0x1, MarkMask: 0xff, Protocol: Planner.Protocol);
+        var host = Host([old], Tailscale(V4));
+        var c = Choose(host);
+
+        Assert.Equal(0xffu, c.Space.MarkMask);    // kept: safe beside Tailscale's bits
+        Assert.Equal(5269u, c.Space.Priority);    // but new rules go before 'lookup 52'
+        Assert.Equal([old], c.Overtaken(host));
+        Assert.Contains("table(s) 22000 come after rule pref 5270 lookup 52, Tailscale's", c.OvertakenWarning(host));
+        Assert.Null(Choose(Host([old])).OvertakenWarning(Host([old])));
+    }
+
+    [Fact]
     public void Via_own_rules_never_count_as_catching_rules()
     {
         var host = Host([new Rule(V4, 100, 22000, Source: IPAddress.Parse("10.2.0.2"), SourceLength: 32, Protocol: Planner.Protocol)]);

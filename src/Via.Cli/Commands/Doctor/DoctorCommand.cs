@@ -177,8 +177,9 @@ public static class DoctorCommand
             return checks;
         }
         checks.Add(new Check("marks", Status.Ok, $"mask 0x{choice.Space.MarkMask:x8}: {choice.MaskReason}"));
-        checks.Add(new Check("priority", choice.Warnings.Count == 0 ? Status.Ok : Status.Warn,
-            $"{choice.Space.Priority}: {choice.PriorityReason}{string.Concat(choice.Warnings.Select(w => "; " + w))}"));
+        var warnings = choice.Warnings.Append(choice.OvertakenWarning(view)).OfType<string>().ToList();
+        checks.Add(new Check("priority", warnings.Count == 0 ? Status.Ok : Status.Warn,
+            $"{choice.Space.Priority}: {choice.PriorityReason}{string.Concat(warnings.Select(w => "; " + w))}"));
         var space = choice.Space;
         uint last = space.FirstTable + space.Count - 1;
         var foreign = view.Routes.Where(r => r.Protocol != Planner.Protocol && r.Table >= space.FirstTable && r.Table <= last).Select(r => r.Table)
