@@ -13,13 +13,16 @@ namespace Via.Mechanisms;
 /// <param name="RouteCgroups">Names of the cgroups under via's subtree (t22000, ...): the cgroup tree
 /// is one for the whole host, so a route of another network namespace or state directory holds its
 /// name even where its rules and journal are not seen.</param>
+/// <param name="FirewallMarks">Marks other programs set or match in nftables, where the ruleset can
+/// be read (libnftables, root); empty otherwise, and until <see cref="WithFirewallMarks"/>.</param>
 public sealed record HostView(
     IReadOnlyList<Link> Links,
     IReadOnlyList<InterfaceAddress> Addresses,
     IReadOnlyList<Route> Routes,
     IReadOnlyList<Rule> Rules,
     IReadOnlyList<string> Cgroup2Mounts,
-    IReadOnlyCollection<string>? RouteCgroups = null)
+    IReadOnlyCollection<string>? RouteCgroups = null,
+    IReadOnlyList<FirewallMark>? FirewallMarks = null)
 {
     public static HostView Read(Host host)
     {
@@ -34,4 +37,10 @@ public sealed record HostView(
             mounts,
             subtree is not null && Directory.Exists(subtree) ? Directory.EnumerateDirectories(subtree).Select(d => Path.GetFileName(d)).ToList() : []);
     }
+
+    /// <summary>
+    /// This view with the marks of the nftables ruleset: read only where via chooses its mark mask
+    /// (a new route, doctor), since listing the ruleset costs more than the rest of the view.
+    /// </summary>
+    public HostView WithFirewallMarks() => this with { FirewallMarks = Mechanisms.FirewallMarks.Parse(Kernel.Nftables.NftablesRuleset.ListJson()) };
 }

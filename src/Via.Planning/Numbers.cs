@@ -6,9 +6,10 @@ namespace Via.Planning;
 public sealed record RouteNumbers(uint Mark, uint MarkMask, uint Table, uint Priority);
 
 /// <summary>
-/// The space via draws route numbers from. Marks live under <see cref="MarkMask"/> only, so via
-/// never matches or sets bits that WireGuard (0xca6c), Docker, kube-proxy (0x4000, 0x8000) or VPN
-/// clients use; tables come from a range far from the well-known ones.
+/// The space via draws route numbers from. Marks live under <see cref="MarkMask"/> only, a mask
+/// chosen for the host (<see cref="NumberChoice"/>) so that via never matches or sets bits that
+/// WireGuard, Tailscale, kube-proxy or VPN clients use; tables come from a range far from the
+/// well-known ones. <see cref="Default"/> is the space before any choice (tests, plan printing).
 /// </summary>
 public sealed record NumberSpace(uint FirstTable = 22000, uint Count = 255, uint MarkMask = 0x00ff0000, uint Priority = 12000)
 {
@@ -35,7 +36,11 @@ public static class Allocator
         var usedTables = host.Routes.Select(r => r.Table).Concat(host.Rules.Select(r => r.Table)).Concat(active.Select(a => a.Table))
             .Concat(CgroupTables(host)).ToHashSet();
         var usedMarks = host.Rules.Where(r => r.Mark is not null).Select(r => r.Mark!.Value & space.MarkMask)
-            .Concat(active.Select(a => a.Mark & space.MarkMask)).ToHashSet();
+            .Concat(active.Select(a => a.Mark & space.MarkMask))
+            // An exact mark a common program puts on its packets (wg-quick's 0xca6c, Mullvad's 0x6d6f6c65)
+            // must not equal via's mark under the mask, or via's rule would take that program's packets.
+            .Concat(KnownProgram.All.Where(p => p.Exact is not null).Select(p => p.Exact!.Value & space.MarkMask))
+            .Concat((host.FirewallMarks ?? []).Where(f => f.Exact is not null).Select(f => f.Exact!.Value & space.MarkMask)).ToHashSet();
         for (uint i = 0; i < space.Size; i++)
         {
             var candidate = space.At(i);

@@ -5,25 +5,27 @@ namespace Via.Planning;
 
 /// <summary>
 /// via's configuration (/etc/via/via.conf, or the file VIA_CONFIG names): where route numbers come from.
+/// Mark mask and priority are chosen for the host (<see cref="NumberChoice"/>) unless set here.
 /// <code>
-/// # bits of the socket mark via may use; others' marks must stay outside them
+/// # bits of the socket mark via may use; others' marks must stay outside them (default: chosen)
 /// mark-mask = 0x00ff0000
 /// # routing tables via may use
 /// tables = 22000-22254
-/// # priority of via's rules (after the local table at 0, before main at 32766)
+/// # priority of via's rules (after the local table at 0, before main at 32766; default: chosen)
 /// priority = 12000
 /// </code>
 /// </summary>
-public sealed record Settings(NumberSpace Numbers)
+public sealed record Settings(uint FirstTable, uint Count, uint? MarkMask, uint? Priority, string Source)
 {
     public const string DefaultPath = "/etc/via/via.conf";
 
-    public static readonly Settings Default = new(NumberSpace.Default);
+    public static readonly Settings Default = new(NumberSpace.Default.FirstTable, NumberSpace.Default.Count, null, null, DefaultPath);
 
     /// <summary>Parses the file's text; a malformed line is a <see cref="PlanException"/> naming the file and line.</summary>
     public static Settings Parse(string text, string source)
     {
-        uint mask = NumberSpace.Default.MarkMask, first = NumberSpace.Default.FirstTable, count = NumberSpace.Default.Count, priority = NumberSpace.Default.Priority;
+        uint first = NumberSpace.Default.FirstTable, count = NumberSpace.Default.Count;
+        uint? mask = null, priority = null;
         int lineNumber = 0;
         foreach (var raw in text.Split('\n'))
         {
@@ -39,7 +41,7 @@ public sealed record Settings(NumberSpace Numbers)
                 case "mark-mask":
                     mask = Number(value) ?? throw Bad($"mark-mask '{value}' is not a number (e.g. 0x00ff0000)");
                     if (mask == 0) throw Bad("mark-mask is 0: via needs at least one bit of the socket mark");
-                    uint low = mask >> System.Numerics.BitOperations.TrailingZeroCount(mask);
+                    uint low = mask.Value >> System.Numerics.BitOperations.TrailingZeroCount(mask.Value);
                     if ((low & (low + 1)) != 0) throw Bad($"mark-mask 0x{mask:x8} is not one run of contiguous bits (e.g. 0x00ff0000)");
                     break;
                 case "tables":
@@ -58,7 +60,7 @@ public sealed record Settings(NumberSpace Numbers)
                     throw Bad($"unknown setting '{key}' (known: mark-mask, tables, priority)");
             }
         }
-        return new Settings(new NumberSpace(first, count, mask, priority));
+        return new Settings(first, count, mask, priority, source);
     }
 
     private static uint? Number(string s) =>
@@ -70,22 +72,6 @@ public sealed record Settings(NumberSpace Numbers)
     public static Settings Load()
     {
         string path = Environment.GetEnvironmentVariable("VIA_CONFIG") is { Length: > 0 } p ? p : DefaultPath;
-        return File.Exists(path) ? Parse(File.ReadAllText(path), path) : Default;
-    }
-}
-
-public static class NumberSpaceChecks
-{
-    /// <summary>
-    /// Refuses a mark mask that overlaps marks another program's rules use (WireGuard, VPN clients,
-    /// kube-proxy...): via would then match or override their traffic.
-    /// </summary>
-    public static void CheckAgainst(this NumberSpace space, HostView host)
-    {
-        foreach (var rule in host.Rules)
-        {
-            if (rule.Protocol == Planner.Protocol || rule.Mark is not { } mark || (mark & space.MarkMask) == 0) continue;
-            throw new PlanException($"via's mark-mask 0x{space.MarkMask:x8} overlaps the mark 0x{mark:x} of a rule via did not make (pref {rule.Priority}, table {rule.Table}); set mark-mask in {Settings.DefaultPath} to bits nobody else uses");
-        }
+        return File.Exists(path) ? Parse(File.ReadAllText(path), path) : Default with { Source = path };
     }
 }

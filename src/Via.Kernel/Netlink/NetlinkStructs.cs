@@ -96,7 +96,9 @@ internal static class Nl
     // Route attributes (enum rtattr_type_t).
     public const ushort RTA_DST = 1, RTA_OIF = 4, RTA_GATEWAY = 5, RTA_PRIORITY = 6, RTA_PREFSRC = 7, RTA_MULTIPATH = 9, RTA_TABLE = 15;
     // Rule attributes (FRA_*).
-    public const ushort FRA_SRC = 2, FRA_PRIORITY = 6, FRA_FWMARK = 10, FRA_TABLE = 15, FRA_FWMASK = 16, FRA_PROTOCOL = 21;
+    public const ushort FRA_DST = 1, FRA_SRC = 2, FRA_IIFNAME = 3, FRA_PRIORITY = 6, FRA_FWMARK = 10, FRA_SUPPRESS_IFGROUP = 13, FRA_SUPPRESS_PREFIXLEN = 14,
+        FRA_TABLE = 15, FRA_FWMASK = 16, FRA_OIFNAME = 17, FRA_L3MDEV = 19, FRA_UID_RANGE = 20, FRA_PROTOCOL = 21, FRA_IP_PROTO = 22,
+        FRA_SPORT_RANGE = 23, FRA_DPORT_RANGE = 24;
     // Link and address attributes.
     public const ushort IFLA_IFNAME = 3, IFA_ADDRESS = 1, IFA_LOCAL = 2;
 

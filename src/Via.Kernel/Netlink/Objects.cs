@@ -44,8 +44,13 @@ public enum RuleAction : byte { ToTable = 1, Unreachable = 7 }
 
 /// <summary>
 /// A policy-routing rule (ip rule). Equivalent of
-/// <c>ip rule add [from SRC/LEN] [fwmark MARK/MASK] lookup TABLE pref PRIORITY proto P</c>.
+/// <c>ip rule add [not] [from SRC/LEN] [to DST/LEN] [iif I] [oif O] [fwmark MARK/MASK] lookup TABLE [suppress_prefixlength N] pref PRIORITY proto P</c>.
+/// via makes only the first form (from, fwmark); the other selectors are read from the host, so
+/// that via can tell which of another program's rules could take its packets.
 /// </summary>
+/// <param name="Invert">'not': the rule matches the packets its selectors do not (wg-quick's 'not fwmark 0xca6c').</param>
+/// <param name="SuppressPrefixLength">'suppress_prefixlength N': a lookup result with a prefix this short or shorter is ignored.</param>
+/// <param name="OtherSelectors">The rule also selects by something else (tos, uid range, ip proto, ports, l3mdev, ifgroup).</param>
 public sealed record Rule(
     AddressFamily Family,
     uint Priority,
@@ -55,4 +60,15 @@ public sealed record Rule(
     uint? MarkMask = null,
     IPAddress? Source = null,
     byte SourceLength = 0,
-    byte Protocol = 0);
+    byte Protocol = 0,
+    IPAddress? Destination = null,
+    byte DestinationLength = 0,
+    string? InputInterface = null,
+    string? OutputInterface = null,
+    bool Invert = false,
+    uint? SuppressPrefixLength = null,
+    bool OtherSelectors = false)
+{
+    /// <summary>FIB_RULE_INVERT in fib_rule_hdr.flags.</summary>
+    public const uint FlagInvert = 0x2;
+}

@@ -198,11 +198,22 @@ public sealed unsafe class Rtnl : IDisposable
                 a.TryGetValue(Nl.FRA_PRIORITY, out var p) ? NetlinkMessage.U32(p) : 0,
                 a.TryGetValue(Nl.FRA_TABLE, out var t) ? NetlinkMessage.U32(t) : h.Table,
                 (RuleAction)h.Action,
-                a.TryGetValue(Nl.FRA_FWMARK, out var mk) ? NetlinkMessage.U32(mk) : null,
+                // 'fwmark 0/MASK' is dumped with the mask alone: the kernel omits a zero FRA_FWMARK.
+                a.TryGetValue(Nl.FRA_FWMARK, out var mk) ? NetlinkMessage.U32(mk) : a.ContainsKey(Nl.FRA_FWMASK) ? 0u : null,
                 a.TryGetValue(Nl.FRA_FWMASK, out var mm) ? NetlinkMessage.U32(mm) : null,
                 a.TryGetValue(Nl.FRA_SRC, out var s) ? NetlinkMessage.Ip(s) : null,
                 h.SrcLen,
-                a.TryGetValue(Nl.FRA_PROTOCOL, out var pr) ? pr[0] : (byte)0));
+                a.TryGetValue(Nl.FRA_PROTOCOL, out var pr) ? pr[0] : (byte)0,
+                a.TryGetValue(Nl.FRA_DST, out var d) ? NetlinkMessage.Ip(d) : null,
+                h.DstLen,
+                a.TryGetValue(Nl.FRA_IIFNAME, out var iif) ? NetlinkMessage.Str(iif) : null,
+                a.TryGetValue(Nl.FRA_OIFNAME, out var oif) ? NetlinkMessage.Str(oif) : null,
+                (h.Flags & Rule.FlagInvert) != 0,
+                // The kernel always reports these two; 0xffffffff (-1) means unset.
+                a.TryGetValue(Nl.FRA_SUPPRESS_PREFIXLEN, out var sp) && NetlinkMessage.U32(sp) != uint.MaxValue ? NetlinkMessage.U32(sp) : null,
+                h.Tos != 0 || (a.TryGetValue(Nl.FRA_SUPPRESS_IFGROUP, out var sg) && NetlinkMessage.U32(sg) != uint.MaxValue)
+                    || a.ContainsKey(Nl.FRA_UID_RANGE) || a.ContainsKey(Nl.FRA_IP_PROTO) || a.ContainsKey(Nl.FRA_SPORT_RANGE)
+                    || a.ContainsKey(Nl.FRA_DPORT_RANGE) || (a.TryGetValue(Nl.FRA_L3MDEV, out var l3) && l3[0] != 0)));
         });
         return rules;
     }

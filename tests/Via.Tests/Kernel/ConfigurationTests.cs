@@ -58,17 +58,25 @@ public sealed class ConfigurationTests(TopologyFixture fixture, ITestOutputHelpe
     }
 
     [RootFact]
-    public void A_mark_mask_overlapping_another_users_marks_is_refused()
+    public void A_configured_mark_mask_overlapping_another_programs_mark_field_is_refused()
     {
-        Topology.Ip("-n", T.Host, "rule", "add", "pref", "100", "fwmark", "0x30000", "lookup", "100");
+        string file = Path.Combine(Path.GetTempPath(), $"via-{Guid.NewGuid():N}.conf");
+        File.WriteAllText(file, "mark-mask = 0x00ff0000\n");
+        Topology.Ip("-n", T.Host, "rule", "add", "pref", "100", "fwmark", "0x30000/0xff0000", "lookup", "100");
         try
         {
             var before = HostSnapshot.Take(T);
-            AssertRefused(Via.Run(T, "run", "--dev", "up2", "--", "true"), before, "mark-mask 0x00ff0000 overlaps the mark 0x30000", "pref 100");
+            AssertRefused(T.InHost(["env", $"VIA_CONFIG={file}", ViaBinary.Path, "run", "--dev", "up2", "--", "true"]), before,
+                "mark-mask 0x00ff0000", "Tailscale (pref 100)", "remove mark-mask"); // the mask is Tailscale's documented one
+            // Without the setting, via chooses other bits and runs.
+            var r = Via.Run(T, "run", "--dev", "up2", "--dry-run", "--", "true");
+            Assert.Equal(0, r.Code);
+            Assert.DoesNotContain("/0xff0000", r.Out);
         }
         finally
         {
             Topology.Ip("-n", T.Host, "rule", "del", "pref", "100");
+            File.Delete(file);
         }
     }
 

@@ -26,7 +26,7 @@ public sealed class DoctorTests(TopologyFixture fixture, ITestOutputHelper outpu
         var before = HostSnapshot.Take(T);
         var checks = Doctor(out int code);
         Assert.Equal(0, code);
-        foreach (var name in new[] { "privileges", "cgroup2", "cgroup eBPF hooks", "seccomp user notif", "nftables", "cgroup v1 net_cls", "network namespaces", "rp_filter", "dns", "marks", "tables", "leftovers" })
+        foreach (var name in new[] { "privileges", "cgroup2", "cgroup eBPF hooks", "seccomp user notif", "nftables", "cgroup v1 net_cls", "network namespaces", "rp_filter", "dns", "marks", "priority", "tables", "systemd-networkd", "leftovers" })
             Assert.True(checks.ContainsKey(name), "missing check " + name);
         Assert.Equal("ok", checks["privileges"].Status);
         Assert.Equal("ok", checks["cgroup eBPF hooks"].Status);
@@ -69,18 +69,121 @@ public sealed class DoctorTests(TopologyFixture fixture, ITestOutputHelper outpu
         Assert.Equal(1, code);
         Assert.Equal("fail", unprivileged["privileges"].Status);
 
-        Topology.Ip("-n", T.Host, "rule", "add", "pref", "100", "fwmark", "0x40000", "lookup", "100");
+        // Rules whose mark fields cover all 32 bits: no bit is left for via.
+        Topology.Ip("-n", T.Host, "rule", "add", "pref", "5210", "fwmark", "0x80000/0xff0000", "lookup", "main");
+        Topology.Ip("-n", T.Host, "rule", "add", "pref", "100", "fwmark", "0x0/0xff00ffff", "lookup", "100");
         try
         {
             var checks = Doctor(out int code2);
             Assert.Equal(1, code2);
             Assert.Equal("fail", checks["marks"].Status);
+            Assert.Contains("Tailscale (pref 5210)", checks["marks"].Detail);
+            Assert.Contains("an unknown program (pref 100 fwmark 0x0/0xff00ffff lookup 100)", checks["marks"].Detail);
             var text = Via.Run(T, "doctor");
-            Assert.Contains("via run cannot work here: marks:", text.Out);
+            Assert.Contains("via run cannot work here: marks: no bit of the socket mark is free", text.Out);
+            var run = Via.Run(T, "run", "--dev", "up2", "--", "true");
+            Assert.Equal(125, run.Code);
+            Assert.Contains("Tailscale (pref 5210)", run.Err);
         }
         finally
         {
             Topology.Ip("-n", T.Host, "rule", "del", "pref", "100");
+            Topology.Ip("-n", T.Host, "rule", "del", "pref", "5210");
+        }
+    }
+
+    [RootFact]
+    public void It_shows_the_chosen_mask_and_priority_and_why()
+    {
+        var plain = Doctor(out int code);
+        Assert.Equal(0, code);
+        Assert.Equal("ok", plain["marks"].Status);
+        Assert.StartsWith("mask 0x000000ff: ", plain["marks"].Detail);
+        Assert.Equal("12000: no other program's rule before 12000 can take via's packets", plain["priority"].Detail);
+
+        Topology.Ip("-n", T.Host, "rule", "add", "pref", "5270", "lookup", "52");
+        try
+        {
+            var checks = Doctor(out _);
+            Assert.Equal("5269: just before rule pref 5270 lookup 52, Tailscale's, which would take via's packets", checks["priority"].Detail);
+            var text = Via.Run(T, "doctor");
+            Assert.Matches(@"ok +priority +5269: just before rule pref 5270", text.Out);
+            Assert.Matches(@"ok +marks +mask 0x000000ff: ", text.Out);
+        }
+        finally
+        {
+            Topology.Ip("-n", T.Host, "rule", "del", "pref", "5270");
+        }
+
+        // Read back from the kernel: 'not' counts (it matches via's packets), an input interface
+        // other than lo does not (locally sent packets come from lo).
+        Topology.Ip("-n", T.Host, "rule", "add", "pref", "1000", "not", "fwmark", "0xca6c", "lookup", "51820");
+        Topology.Ip("-n", T.Host, "rule", "add", "pref", "900", "iif", "up1", "lookup", "100");
+        try
+        {
+            Assert.Equal("999: just before rule pref 1000 not fwmark 0xca6c lookup 51820, WireGuard (wg-quick)'s, which would take via's packets",
+                Doctor(out _)["priority"].Detail);
+        }
+        finally
+        {
+            Topology.Ip("-n", T.Host, "rule", "del", "pref", "1000");
+            Topology.Ip("-n", T.Host, "rule", "del", "pref", "900");
+        }
+    }
+
+    [RootFact]
+    public void It_warns_when_a_rule_of_another_program_now_comes_before_via_rules()
+    {
+        // A route of via's made at 12000 before Tailscale came up with its 'lookup 52' at 5270.
+        Topology.Ip("-n", T.Host, "rule", "add", "pref", "12000", "fwmark", "0x1/0xff", "lookup", "22997", "proto", "86");
+        Topology.Ip("-n", T.Host, "rule", "add", "pref", "5270", "lookup", "52");
+        try
+        {
+            var checks = Doctor(out int code);
+            Assert.Equal(0, code);
+            Assert.Equal("warn", checks["priority"].Status);
+            Assert.Contains("table(s) 22997 come after rule pref 5270 lookup 52, Tailscale's", checks["priority"].Detail);
+        }
+        finally
+        {
+            Topology.Run("ip", ["-n", T.Host, "rule", "del", "pref", "5270", "lookup", "52"]);
+            Topology.Run("ip", ["-n", T.Host, "rule", "del", "pref", "12000", "lookup", "22997"]);
+        }
+    }
+
+    [RootFact]
+    public void It_warns_when_systemd_networkd_would_delete_via_rules_and_shows_the_drop_in()
+    {
+        string root = Path.Combine(Path.GetTempPath(), $"via-systemd-{Guid.NewGuid():N}");
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(root, "run/systemd/netif"));
+            Directory.CreateDirectory(Path.Combine(root, "etc/systemd/networkd.conf.d"));
+            File.WriteAllText(Path.Combine(root, "etc/systemd/networkd.conf"), "[Network]\n#ManageForeignRoutingPolicyRules=yes\n");
+            var warned = Doctor(out int code, "env", $"VIA_SYSTEMD_ROOT={root}");
+            Assert.Equal(0, code); // a warning, not a failure
+            Assert.Equal("warn", warned["systemd-networkd"].Status);
+            Assert.Contains("running", warned["systemd-networkd"].Detail);
+            Assert.Contains("defaults to yes", warned["systemd-networkd"].Detail);
+            Assert.Contains("/etc/systemd/networkd.conf.d/via.conf with \"[Network]\\nManageForeignRoutingPolicyRules=no\"", warned["systemd-networkd"].Detail);
+
+            // The drop-in doctor shows stops it.
+            File.WriteAllText(Path.Combine(root, "etc/systemd/networkd.conf.d/via.conf"), "[Network]\nManageForeignRoutingPolicyRules=no\n");
+            var fixedUp = Doctor(out _, "env", $"VIA_SYSTEMD_ROOT={root}");
+            Assert.Equal("ok", fixedUp["systemd-networkd"].Status);
+            Assert.Contains("/etc/systemd/networkd.conf.d/via.conf", fixedUp["systemd-networkd"].Detail);
+
+            // NetworkManager: reported, no warning.
+            Directory.CreateDirectory(Path.Combine(root, "run/NetworkManager"));
+            Assert.Equal("ok", Doctor(out _, "env", $"VIA_SYSTEMD_ROOT={root}")["NetworkManager"].Status);
+
+            // No networkd at all.
+            Directory.Delete(Path.Combine(root, "run/systemd"), recursive: true);
+            Assert.Equal("not installed", Doctor(out _, "env", $"VIA_SYSTEMD_ROOT={root}")["systemd-networkd"].Detail);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
         }
     }
 }

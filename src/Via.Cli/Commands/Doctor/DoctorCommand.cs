@@ -23,7 +23,9 @@ public static class DoctorCommand
         var command = new Command("doctor", """
             Check what this host offers via: privileges, cgroup2, cgroup eBPF socket hooks, seccomp user
             notification, nftables, cgroup v1 net_cls, network namespaces, strict rp_filter, local DNS stubs,
-            marks and tables of other programs in via's range, and leftovers 'via gc' would remove.
+            the mark mask and rule priority via chooses beside other programs' rules (and why), tables of
+            other programs in via's range, network daemons that would delete via's rules, and leftovers
+            'via gc' would remove.
             Exits 1 when the default mechanism (cgroup) cannot work here, and says why.
             """) { Json };
         command.SetAction(parse => Run(parse.GetValue(Json)));
@@ -108,6 +110,7 @@ public static class DoctorCommand
         foreach (var c in RpFilter()) yield return c;
         yield return Dns();
         foreach (var c in Numbers()) yield return c;
+        foreach (var c in NetworkDaemons.Checks(NetworkDaemons.Read())) yield return c;
 
         if (root)
         {
@@ -159,19 +162,25 @@ public static class DoctorCommand
         Settings settings;
         try { settings = Settings.Load(); }
         catch (PlanException e) { return [new Check("configuration", Status.Fail, e.Message, Blocks: true)]; }
-        var space = settings.Numbers;
         using var host = new Host();
-        var view = HostView.Read(host);
+        var view = HostView.Read(host).WithFirewallMarks();
         var checks = new List<Check>();
+        NumberChoice choice;
         try
         {
-            space.CheckAgainst(view);
-            checks.Add(new Check("marks", Status.Ok, $"no other program's rule uses marks under via's mask 0x{space.MarkMask:x8}"));
+            // The same choice 'via run' makes (it makes it again under its lock).
+            choice = NumberChoice.Choose(settings, view, RouteRegistry.All(), Namespaces.CurrentNetwork());
         }
         catch (PlanException e)
         {
             checks.Add(new Check("marks", Status.Fail, e.Message, Blocks: true));
+            return checks;
         }
+        checks.Add(new Check("marks", Status.Ok, $"mask 0x{choice.Space.MarkMask:x8}: {choice.MaskReason}"));
+        var warnings = choice.Warnings.Append(choice.OvertakenWarning(view)).OfType<string>().ToList();
+        checks.Add(new Check("priority", warnings.Count == 0 ? Status.Ok : Status.Warn,
+            $"{choice.Space.Priority}: {choice.PriorityReason}{string.Concat(warnings.Select(w => "; " + w))}"));
+        var space = choice.Space;
         uint last = space.FirstTable + space.Count - 1;
         var foreign = view.Routes.Where(r => r.Protocol != Planner.Protocol && r.Table >= space.FirstTable && r.Table <= last).Select(r => r.Table)
             .Concat(view.Rules.Where(r => r.Protocol != Planner.Protocol && r.Table >= space.FirstTable && r.Table <= last).Select(r => r.Table)).Distinct().ToList();

@@ -40,11 +40,17 @@ public static class RunCommand
         DnsPlan dns;
         try
         {
-            var space = Settings.Load().Numbers;
+            var settings = Settings.Load();
             Plan NewPlan(HostView view, ResolvedRoute resolved)
             {
-                space.CheckAgainst(view);
-                var numbers = Allocator.Allocate(view, RouteRegistry.All(), space, request.Table);
+                // Mask and priority chosen for this host, under the lock (DESIGN.md point 13).
+                var active = RouteRegistry.All().ToList();
+                view = view.WithFirewallMarks();
+                var choice = NumberChoice.Choose(settings, view, active, Namespaces.CurrentNetwork());
+                if (o.Verbose) Console.Error.WriteLine("via: " + choice.Describe());
+                else if (o.DryRun && !o.Json) Console.WriteLine("# " + choice.Describe());
+                foreach (var w in choice.Warnings) Say.Note(w);
+                var numbers = Allocator.Allocate(view, active, choice.Space, request.Table);
                 return Planner.Make(request, resolved, view, mechanism, numbers, Planner.RouteId(numbers));
             }
 
