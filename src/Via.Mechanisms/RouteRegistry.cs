@@ -71,7 +71,14 @@ public static class RouteRegistry
     public static IReadOnlyList<ActiveRoute> All() => Journal.ReadAll().Select(j => j.Route).ToList();
 
     /// <summary>A live route with the same key, to share.</summary>
-    public static ActiveRoute? FindShared(string key) => All().FirstOrDefault(r => r.Key == key && !r.Down);
+    /// <remarks>
+    /// Never an abandoned route (no live user, no process): its objects may be gone, and its key may
+    /// not even mean this namespace any more. A network namespace is named by its inode, and the
+    /// kernel gives a freed namespace's inode number to the next one made: a journal kept for a
+    /// namespace that is gone (fail closed) would otherwise be joined by a via in a new namespace
+    /// that happens to get the same number, and the program would start on a route that is not there.
+    /// </remarks>
+    public static ActiveRoute? FindShared(string key) => All().FirstOrDefault(r => r.Key == key && !r.Down && !IsAbandoned(r));
 
     /// <summary>Adds <paramref name="user"/> to the route's users (and forgets users that died).</summary>
     public static ActiveRoute Join(ActiveRoute route, ProcessIdentity user)
