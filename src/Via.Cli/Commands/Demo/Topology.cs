@@ -149,7 +149,11 @@ public sealed class Topology : IDisposable
         while (!p.WaitForExit(50))
         {
             if (!cancel.IsCancellationRequested && DateTime.UtcNow < deadline) continue;
-            p.Kill(entireProcessTree: true);
+            // SIGTERM first: a 'via run' step (ip netns exec execs it, so this pid is via's) forwards
+            // it to its program and removes its route. SIGKILL would leave the route behind, and the
+            // namespace it lives in is deleted next: its journal could then never be finished.
+            Via.Kernel.Processes.Exec.Signal(p.Id, 15);
+            if (!p.WaitForExit(5000)) p.Kill(entireProcessTree: true);
             cancel.ThrowIfCancellationRequested();
             throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish");
         }
