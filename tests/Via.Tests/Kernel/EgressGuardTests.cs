@@ -140,7 +140,7 @@ public sealed class EgressGuardTests(TopologyFixture fixture, ITestOutputHelper 
         finally
         {
             // The program has exited (it read its line); collect what the killed via left.
-            WaitUntil(() => !Via.Run(T, "ls").Out.Contains("python3", StringComparison.Ordinal), "the program to exit");
+            Via.WaitUntil(() => !Via.Run(T, "ls").Out.Contains("python3", StringComparison.Ordinal), "the program to exit");
             var gc = Via.Run(T, "gc");
             output.WriteLine(gc.Out + gc.Err);
         }
@@ -202,7 +202,7 @@ public sealed class EgressGuardTests(TopologyFixture fixture, ITestOutputHelper 
         finally
         {
             File.WriteAllText(marker, "");
-            WaitUntil(() => Via.Run(T, "ls").Out.Trim() == "no routes", "the route to go with its daemon");
+            Via.WaitUntil(() => Via.Run(T, "ls").Out.Trim() == "no routes", "the route to go with its daemon");
             File.Delete(marker);
         }
     }
@@ -254,15 +254,5 @@ public sealed class EgressGuardTests(TopologyFixture fixture, ITestOutputHelper 
         var start = new ProcessStartInfo("ip") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { "netns", "exec", T.Host, ViaBinary.Path }.Concat(args)) start.ArgumentList.Add(a);
         return Process.Start(start)!;
-    }
-
-    private static void WaitUntil(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + Via.Timeout;
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("waited too long for " + what);
-            Thread.Sleep(50);
-        }
     }
 }

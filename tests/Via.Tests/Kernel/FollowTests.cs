@@ -81,7 +81,7 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
                 Assert.StartsWith("error", Ask(via, peer));
             }
             var clock = Stopwatch.StartNew();
-            WaitUntil(() => Topology.Run("ip", ["-n", t.Host, "rule"]).Out.Contains("lookup " + table, StringComparison.Ordinal), "via's rules to come back");
+            Kernel.Via.WaitUntil(() => Topology.Run("ip", ["-n", t.Host, "rule"]).Out.Contains("lookup " + table, StringComparison.Ordinal), "via's rules to come back", Bound);
             output.WriteLine($"rules back {clock.ElapsedMilliseconds} ms after via could take its lock");
             took = UntilWorks(via, peer, "isp2 10.2.0.2");
             output.WriteLine($"works again {clock.ElapsedMilliseconds} ms after via could take its lock (an attempt begun before the repair waits for its 1 s timeout)");
@@ -99,7 +99,7 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
         {
             Topology.Ip("-n", t.Host, "link", "set", "up2", "down");
             Assert.Equal("error No route to host", Ask(via, peer));
-            WaitUntil(() => Ls(t).GetProperty("state").GetString() == "waiting", "via ls to say the route waits");
+            Kernel.Via.WaitUntil(() => Ls(t).GetProperty("state").GetString() == "waiting", "via ls to say the route waits", Bound);
             Assert.Contains("up2", Ls(t).GetProperty("waiting").GetString());
             var text = t.InHost(["env", $"VIA_STATE_DIR={_state}", ViaBinary.Path, "ls"]).Out;
             output.WriteLine(text);
@@ -113,7 +113,7 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
             Topology.Ip("-n", t.Host, "route", "replace", "default", "via", "10.2.0.1", "dev", "up2", "table", "200");
             var took = UntilWorks(via, peer, "isp2 10.2.0.2");
             output.WriteLine($"works again {clock.ElapsedMilliseconds} ms after the gateway was back ({took.TotalMilliseconds:0} ms of asking)");
-            WaitUntil(() => Ls(t).GetProperty("state").GetString() == "up", "via ls to say the route is up");
+            Kernel.Via.WaitUntil(() => Ls(t).GetProperty("state").GetString() == "up", "via ls to say the route is up", Bound);
             Assert.Equal(1, Ls(t).GetProperty("repairs").GetInt32());
             Assert.Equal(JsonValueKind.Null, Ls(t).GetProperty("waiting").ValueKind);
         });
@@ -131,7 +131,7 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
             Topology.Ip("-n", t.Host, "route", "replace", "default", "via", "10.2.0.1", "dev", "up2", "table", "200");
             var took = UntilWorks(via, peer, "isp2 10.2.0.3");
             output.WriteLine($"works again {clock.ElapsedMilliseconds} ms after the new address ({took.TotalMilliseconds:0} ms of asking)");
-            WaitUntil(() => !Topology.Run("ip", ["-n", t.Host, "rule"]).Out.Contains("from 10.2.0.2", StringComparison.Ordinal), "the rule from the old address to go");
+            Kernel.Via.WaitUntil(() => !Topology.Run("ip", ["-n", t.Host, "rule"]).Out.Contains("from 10.2.0.2", StringComparison.Ordinal), "the rule from the old address to go", Bound);
             Assert.Contains("from 10.2.0.3 lookup", Topology.Run("ip", ["-n", t.Host, "rule"]).Out);
         });
     }
@@ -148,7 +148,7 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
             Assert.True(sent >= 20, $"{sent} packets out");
             Topology.Ip("-n", t.Host, "link", "del", "up2");
             Assert.StartsWith("error", Ask(via, peer));
-            WaitUntil(() => Ls(t).GetProperty("state").GetString() == "waiting", "via ls to say the route waits");
+            Kernel.Via.WaitUntil(() => Ls(t).GetProperty("state").GetString() == "waiting", "via ls to say the route waits", Bound);
 
             // The tunnel redials: the same name, a new index (and a new peer link in isp2).
             var clock = Stopwatch.StartNew();
@@ -201,7 +201,7 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
             // The program outlives via: whatever the repair got to, it does not leave by up1.
             Ask(via, peer);
             via.StandardInput.Close();
-            WaitUntil(() => Routes(t).All(r => r.GetProperty("processes").GetArrayLength() == 0), "the program to exit");
+            Kernel.Via.WaitUntil(() => Routes(t).All(r => r.GetProperty("processes").GetArrayLength() == 0), "the program to exit", Bound);
             var gc = t.InHost(["env", $"VIA_STATE_DIR={_state}", $"VIA_CONFIG={_config}", ViaBinary.Path, "gc"]);
             output.WriteLine("gc: " + gc.Out + gc.Err);
             Assert.Equal(0, gc.Code);
@@ -264,7 +264,7 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
                 // nothing to do, or EEXIST). IPv4 may work before the last IPv6 rule is back: wait for all four.
                 List<string> Rules() => new[] { "-4", "-6" }.SelectMany(f => Topology.Run("ip", ["-n", t.Host, f, "rule"]).Out.Split('\n')
                     .Where(r => r.Contains("proto 86", StringComparison.Ordinal)).Select(r => f + " " + r)).ToList();
-                WaitUntil(() => Rules().Count >= 4, "via's four rules to come back");
+                Kernel.Via.WaitUntil(() => Rules().Count >= 4, "via's four rules to come back", Bound);
                 Assert.Equal(4, Rules().Count);
                 Assert.Equal(4, Rules().Distinct().Count());
                 Assert.InRange(Ls(t).GetProperty("repairs").GetInt32(), 1, 4);
@@ -303,20 +303,20 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
             var r = t.InHost(["env", $"VIA_STATE_DIR={_state}", $"VIA_CONFIG={_config}", ViaBinary.Path, "run", "--dev", "up2", "--", Clients.Python, "-c", daemon]);
             output.WriteLine(r.Out + r.Err);
             Assert.Equal(0, r.Code);
-            WaitUntil(() => Last(answers) == "isp2 10.2.0.2", "the daemon to get through");
+            Kernel.Via.WaitUntil(() => Last(answers) == "isp2 10.2.0.2", "the daemon to get through", Bound);
             // via has returned: only its reaper watches the route now.
             Topology.Ip("-n", t.Host, "link", "set", "up2", "down");
-            WaitUntil(() => Last(answers) == "error", "the daemon to be cut off");
+            Kernel.Via.WaitUntil(() => Last(answers) == "error", "the daemon to be cut off", Bound);
             Topology.Ip("-n", t.Host, "link", "set", "up2", "up");
             Topology.Ip("-n", t.Host, "route", "replace", "default", "via", "10.2.0.1", "dev", "up2", "table", "200");
-            WaitUntil(() => Last(answers) == "isp2 10.2.0.2", "the daemon to get through again");
+            Kernel.Via.WaitUntil(() => Last(answers) == "isp2 10.2.0.2", "the daemon to get through again", Bound);
             Assert.True(Ls(t).GetProperty("repairs").GetInt32() >= 1);
             Assert.DoesNotContain(File.ReadAllLines(answers), a => a.StartsWith("isp1", StringComparison.Ordinal));
         }
         finally
         {
             File.WriteAllText(stop, "");
-            WaitUntil(() => Routes(t).Count == 0, "the route to go with its daemon");
+            Kernel.Via.WaitUntil(() => Routes(t).Count == 0, "the route to go with its daemon", Bound);
             File.Delete(stop);
             File.Delete(answers);
             var gc = t.InHost(["env", $"VIA_STATE_DIR={_state}", $"VIA_CONFIG={_config}", ViaBinary.Path, "gc"]);
@@ -355,8 +355,8 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
             Assert.Equal(isp1, t.ServerLog(1).Count);
             // Nothing of via's is left: its rules and routes (proto 86), its journal, its cgroup (its
             // eBPF programs go with it; other via_* programs may be another worktree's tests').
-            WaitUntil(() => !Topology.Run("ip", ["-n", t.Host, "rule"]).Out.Contains("proto 86", StringComparison.Ordinal)
-                && !Topology.Run("ip", ["-n", t.Host, "-6", "rule"]).Out.Contains("proto 86", StringComparison.Ordinal), "via's rules to go");
+            Kernel.Via.WaitUntil(() => !Topology.Run("ip", ["-n", t.Host, "rule"]).Out.Contains("proto 86", StringComparison.Ordinal)
+                && !Topology.Run("ip", ["-n", t.Host, "-6", "rule"]).Out.Contains("proto 86", StringComparison.Ordinal), "via's rules to go", Bound);
             Assert.DoesNotContain("proto 86", Topology.Run("ip", ["-n", t.Host, "route", "show", "table", "all"]).Out);
             Assert.DoesNotContain("proto 86", Topology.Run("ip", ["-n", t.Host, "-6", "route", "show", "table", "all"]).Out);
             Assert.Empty(Directory.Exists(Path.Combine(_state, "routes")) ? Directory.GetFiles(Path.Combine(_state, "routes")) : []);
@@ -447,16 +447,6 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
             if (FileLock.TryAcquire(Path.Combine(_state, "lock")) is { } held) return held;
             Assert.True(DateTime.UtcNow < deadline, "could not take via's lock");
             Thread.Sleep(20);
-        }
-    }
-
-    private static void WaitUntil(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + Bound;
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "waited too long for " + what);
-            Thread.Sleep(50);
         }
     }
 

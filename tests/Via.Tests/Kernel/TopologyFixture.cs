@@ -45,4 +45,15 @@ public static class Via
     public static string ProbeLine(string proto, string address) => string.Join(' ', Clients.DotNet(proto, address));
 
     public static string Port => Topology.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Polls <paramref name="condition"/> every 50 ms until it holds; fails the test after <paramref name="bound"/> (default <see cref="Timeout"/>).</summary>
+    public static void WaitUntil(Func<bool> condition, string what, TimeSpan? bound = null)
+    {
+        var deadline = DateTime.UtcNow + (bound ?? Timeout);
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("waited too long for " + what);
+            Thread.Sleep(50);
+        }
+    }
 }
