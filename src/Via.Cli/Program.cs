@@ -22,7 +22,7 @@ public static class Program
         {
             return args[0] switch
             {
-                Launcher.Verb => Launcher.Run(args.AsSpan(1)),
+                Engine.Launching.LaunchStage.Verb => Engine.Launching.LaunchStage.Run(args.AsSpan(1)),
                 Reaper.Verb => Reaper.Run(args.AsSpan(1)),
                 WhoamiServer.Verb => WhoamiServer.Run(args.AsSpan(1)),
                 Probe.Verb => Probe.Run(args.AsSpan(1)),

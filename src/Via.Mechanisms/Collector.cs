@@ -70,20 +70,25 @@ public static class Collector
         var knownCgroups = known.Where(r => r.Cgroup is not null).Select(r => Path.GetFileName(r.Cgroup!)).ToHashSet();
         // Only where the journals account for the whole subtree (see Journal.OwnsCgroupSubtree).
         string? root = !Journal.OwnsCgroupSubtree ? null : dryRun ? CgroupPaths.FindForReading() : CgroupPaths.Root();
-        string? subtree = root is null ? null : Path.Combine(root, CgroupBpfMechanism.Subtree);
+        string? subtree = root is null ? null : Path.Combine(root, RouteCgroups.Subtree);
         if (subtree is not null && Directory.Exists(subtree))
         {
             foreach (var dir in Directory.EnumerateDirectories(subtree))
             {
                 if (knownCgroups.Contains(Path.GetFileName(dir)) || MayBePopulated(dir)) continue;
                 var change = new CreateCgroup(dir);
-                removed.Add(new Removal($"cgroup {dir}", "no journal and no process", dryRun ? [] : Applier.Undo(new Host(), [change, new AttachSocketMark(dir, 0), new AttachSetsockoptGuard(dir, 0), new Guard.AttachEgressGuard(dir, 0, "")]).Select(l => l.ToString()).ToList()));
+                // Removing the cgroup releases whatever programs any mechanism attached to it.
+                removed.Add(new Removal($"cgroup {dir}", "no journal and no process", dryRun ? [] : Applier.Undo(new Host(), [change]).Select(l => l.ToString()).ToList()));
             }
             if (!dryRun && Directory.Exists(subtree) && !Directory.EnumerateDirectories(subtree).Any())
             {
                 try { Cgroup2.Remove(subtree); } catch (KernelException) { }
             }
         }
+
+        // What each mechanism keeps outside the cgroup, routes and rules (a tagger process, say).
+        foreach (var mechanism in Registry.All)
+            removed.AddRange(mechanism.Sweep(known, dryRun));
 
         string here = Namespaces.CurrentNetwork();
         var tables = known.Where(r => r.NetworkNamespace == here).Select(r => r.Table).ToHashSet();

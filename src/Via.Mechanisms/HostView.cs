@@ -28,7 +28,7 @@ public sealed record HostView(
     {
         var mounts = Cgroup2.FindMounts();
         // Reading the host never mounts anything: where no cgroup2 is visible (ip netns exec), a detached read-only one.
-        string? subtree = CgroupPaths.FindForReading() is { } root ? Path.Combine(root, CgroupBpfMechanism.Subtree) : null;
+        string? subtree = CgroupPaths.FindForReading() is { } root ? Path.Combine(root, Mechanisms.RouteCgroups.Subtree) : null;
         return new(
             host.Rtnl.Links(),
             host.Rtnl.Addresses(),

@@ -1,3 +1,4 @@
+using Microsoft.Win32.SafeHandles;
 using Via.Kernel.Processes;
 using Via.Mechanisms.Changes;
 
@@ -8,44 +9,73 @@ namespace Via.Mechanisms;
 /// <param name="Mark">The socket mark the route's rules match.</param>
 /// <param name="Host">The host as planning saw it.</param>
 /// <param name="DeviceIndex">The index of the route's interface (IFACE).</param>
-public sealed record TagRequest(string RouteId, uint Mark, HostView Host, int DeviceIndex);
+/// <param name="Cgroup">The route's membership cgroup, made by the engine for every mechanism: its
+/// programs start in it, the egress guard sits on it, and the route lives while it is populated.</param>
+public sealed record TagRequest(string RouteId, uint Mark, HostView Host, int DeviceIndex, string Cgroup);
 
-/// <summary>
-/// How to place the program before execve, as root, before dropping privileges. One description,
-/// two executors: the clone3 child (Spawn) and the launcher stage (via __launch) both carry out all of it.
-/// </summary>
-/// <param name="Cgroup">A cgroup directory the program starts in.</param>
-/// <param name="Environment">Variables to set for the program (e.g. LD_PRELOAD for the preload mechanism).</param>
-/// <param name="Mounts">Bind mounts made in a mount namespace of the program's own (e.g. its private
-/// /etc/resolv.conf, see --dns); none means the program shares via's mount namespace.</param>
-public sealed record LaunchSpec(string? Cgroup, IReadOnlyDictionary<string, string> Environment, IReadOnlyList<BindMount>? Mounts = null)
+/// <summary>Whether a mechanism can work on this host, and what it found (one line, for <c>doctor</c> and <c>--verbose</c>).</summary>
+public sealed record MechanismProbe(bool Usable, string Detail);
+
+/// <summary>The program file to run, as a mechanism needs to judge it.</summary>
+/// <param name="Static">An ELF executable without an interpreter (no dynamic loader: LD_PRELOAD does nothing).</param>
+/// <param name="SetId">Set-user-ID or set-group-ID: the loader runs it in secure mode.</param>
+public sealed record ProgramImage(string Path, bool Static, bool SetId);
+
+/// <summary>What a mechanism adds to every launch on its route.</summary>
+/// <param name="Environment">Variables set for the program (the preload mechanism's LD_PRELOAD).</param>
+/// <param name="SeccompListener">Install via's seccomp user-notification filter in the program before
+/// execve and hand its listener to <see cref="IMechanism.Started"/>.</param>
+public sealed record LaunchAdditions(IReadOnlyDictionary<string, string> Environment, bool SeccompListener = false)
 {
-    public static readonly IReadOnlyDictionary<string, string> NoEnvironment = new Dictionary<string, string>();
-
-    public IReadOnlyList<BindMount> Mounts { get; init; } = Mounts ?? [];
+    public static readonly LaunchAdditions None = new(new Dictionary<string, string>());
 }
 
+/// <summary>A program the engine has started (it may not have reached execve yet).</summary>
+public sealed record LaunchedProgram(int Pid, SafeFileHandle? SeccompListener, Credentials? User);
+
 /// <summary>
-/// How the sockets of the selected processes get tagged with a route's mark. Mechanisms are pure
-/// planners: they return the host changes to apply and how to launch a program; the
-/// <see cref="Applier"/> applies them. The cgroup+eBPF mechanism is the first; seccomp, preload,
-/// netns, nft and netcls fit the same seam.
+/// One way of making a route's programs' sockets carry its mark. A mechanism plans (<see cref="Tag"/>,
+/// <see cref="Launch"/>), the engine applies its host changes all or nothing, records them in the
+/// journal (each change kind reads itself back through <see cref="ChangeKinds"/>), launches the program
+/// in the route's cgroup with the mechanism's additions, and calls <see cref="Started"/>. The
+/// membership cgroup, the egress guard, the table and the rules are the engine's, for every mechanism.
+/// Mechanisms are listed by name in <see cref="Registry"/>: adding one is a folder and a line there.
 /// </summary>
 public interface IMechanism
 {
-    /// <summary>Name used on the command line and in the journal.</summary>
+    /// <summary>Name on the command line (<c>--method NAME</c>) and in the journal.</summary>
     string Name { get; }
+
+    /// <summary>How it tags, in one line (help, doctor).</summary>
+    string Summary { get; }
 
     /// <summary>Whether the mechanism tags sockets when they are created, so the kernel picks the route's
     /// source address itself; if not, the plan must add SNAT (DESIGN.md, point 1).</summary>
     bool TagsAtCreation { get; }
 
-    /// <summary>The changes that make every socket of the program (and its descendants) carry the mark.</summary>
+    /// <summary>Whether it can work here: cheap (files, kernel features), changes nothing. <c>auto</c> takes the first usable one.</summary>
+    MechanismProbe Probe(HostView host);
+
+    /// <summary>The thorough check <c>via doctor</c> runs (e.g. loading eBPF programs); null when all works, else why not.</summary>
+    string? Verify(HostView host) => null;
+
+    /// <summary>Why it cannot serve this program (null: it can). The engine then refuses in one line and runs nothing.</summary>
+    string? Refuse(ProgramImage program) => null;
+
+    /// <summary>Its own host changes, beyond the engine's (cgroup, guard, routes, rules).</summary>
     IReadOnlyList<HostChange> Tag(TagRequest request);
 
-    /// <summary>How to launch a program so that it is tagged from its first instruction.</summary>
-    LaunchSpec Launch(TagRequest request);
+    /// <summary>What it adds to each launch on the route.</summary>
+    LaunchAdditions Launch(TagRequest request);
 
-    /// <summary>Where to watch for the route's remaining processes (teardown waits until it is empty).</summary>
-    string? Membership(TagRequest request);
+    /// <summary>After the spawn, before the engine waits: e.g. hand the seccomp listener to a supervisor.
+    /// Throwing fails the launch: the engine kills the program.</summary>
+    void Started(TagRequest request, LaunchedProgram program) { }
+
+    /// <summary>For <c>via gc</c>: removes what of this mechanism is on the host that no journal in
+    /// <paramref name="known"/> accounts for (beyond the route cgroups, routes and rules the engine sweeps); a dry run only reports.</summary>
+    IEnumerable<Collector.Removal> Sweep(IReadOnlyList<ActiveRoute> known, bool dryRun) => [];
+
+    /// <summary>The journal codecs of its own <see cref="HostChange"/> kinds.</summary>
+    IReadOnlyList<ChangeCodec> ChangeKinds => [];
 }

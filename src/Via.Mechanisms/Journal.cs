@@ -42,6 +42,10 @@ public sealed record ActiveRoute(
     /// <summary>Why it waits (IFACE gone, down, without an address or gateway); null when up.</summary>
     public string? Waiting { get; init; }
 
+    /// <summary>What every launch on the route gets from its mechanism (environment, seccomp filter), as
+    /// planned when the route was made: a via that joins the route launches with the same.</summary>
+    public LaunchAdditions Launch { get; init; } = LaunchAdditions.None;
+
     /// <summary>How many times a watcher put back what another program or the kernel had removed.</summary>
     public int Repairs { get; init; }
 }

@@ -15,8 +15,8 @@ public sealed record Plan(
     RouteNumbers Numbers,
     IMechanism Mechanism,
     IReadOnlyList<HostChange> Changes,
-    LaunchSpec Launch,
-    string? Membership);
+    LaunchAdditions Launch,
+    string Membership);
 
 /// <summary>route + mechanism + host view -> <see cref="Plan"/>. Pure: reads nothing, changes nothing.</summary>
 public static class Planner
@@ -29,15 +29,21 @@ public static class Planner
 
     public static Plan Make(RouteRequest request, ResolvedRoute route, HostView host, IMechanism mechanism, RouteNumbers numbers, string routeId)
     {
-        var tag = new TagRequest(routeId, numbers.Mark, host, route.Link.Index);
-        var changes = new List<HostChange>(mechanism.Tag(tag));
-        // The egress guard sits on the route's membership cgroup, whatever tags its sockets: it is
-        // the backstop for every packet the mark and the table do not decide (DESIGN.md point 11).
-        if (mechanism.Membership(tag) is { } cgroup)
-            changes.Add(new AttachEgressGuard(cgroup, route.Link.Index, route.Link.Name));
+        // Every route has a cgroup of its own, whatever tags its sockets: its programs start in it
+        // (membership, lifetime, counters), and the egress guard on it is the backstop for every
+        // packet the mark and the table do not decide (DESIGN.md point 11).
+        string cgroup = RouteCgroups.PathOf(host, routeId);
+        var tag = Tagging(routeId, numbers.Mark, host, route.Link.Index, cgroup);
+        var changes = new List<HostChange>(RouteCgroups.Create(host, cgroup));
+        changes.AddRange(mechanism.Tag(tag));
+        changes.Add(new AttachEgressGuard(cgroup, route.Link.Index, route.Link.Name));
         changes.AddRange(Routing(route, numbers));
-        return new Plan(routeId, request, route, numbers, mechanism, changes, mechanism.Launch(tag), mechanism.Membership(tag));
+        return new Plan(routeId, request, route, numbers, mechanism, changes, mechanism.Launch(tag), cgroup);
     }
+
+    /// <summary>What a mechanism is told of a route (also when a route is re-planned or joined).</summary>
+    public static TagRequest Tagging(string routeId, uint mark, HostView host, int deviceIndex, string cgroup) =>
+        new(routeId, mark, host, deviceIndex, cgroup);
 
     /// <summary>
     /// What makes two invocations the same route, so they share its kernel objects: the network

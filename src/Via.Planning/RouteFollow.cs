@@ -72,12 +72,7 @@ public static class RouteFollow
         var kept = new List<HostChange>();
         foreach (var c in route.Changes.Where(c => c is not AddRoute and not AddRule))
         {
-            HostChange now = (c, link) switch
-            {
-                (AttachEgressGuard e, { } l) when e.DeviceIndex != l.Index => e with { DeviceIndex = l.Index },
-                (AttachSetsockoptGuard o, { } l) when o.DeviceIndex != l.Index => o with { DeviceIndex = l.Index },
-                _ => c,
-            };
+            HostChange now = link is not null && c.ForDevice(link.Index) is { } moved && moved != c ? moved : c;
             // After a repair that failed half-way the journal may name a guard twice (old and new index): once is enough.
             if (!ReferenceEquals(now, c) && !guards.Contains(now)) guards.Add(now);
             if (!kept.Contains(now)) kept.Add(now);

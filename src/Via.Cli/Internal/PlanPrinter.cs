@@ -22,7 +22,7 @@ public static class PlanPrinter
         {
             var dto = new PlanDocument(plan.RouteId, r.Link.Name, r.Gateway4?.ToString(), r.Source4?.ToString(), r.Gateway6?.ToString(),
                 r.Source6?.ToString(), r.Routes4, r.Routes6, plan.Numbers.Mark, plan.Numbers.MarkMask, plan.Numbers.Table,
-                plan.Mechanism.Name, plan.Launch.Cgroup, who?.Name ?? "root", command,
+                plan.Mechanism.Name, plan.Membership, who?.Name ?? "root", command,
                 plan.Changes.Select(c => new StepDocument(c.Command, c.UndoCommand)).ToArray(),
                 new DnsDocument(dns.KeepsHost ? "host" : "private", dns.Servers.Select(s => s.ToString()).ToArray(), dns.Origin, dns.Warning,
                     dns.Private?.ResolvConf, dns.Private?.NsSwitch is { } ns ? NsSwitchHosts(ns) : null, dns.Private?.NscdDirectory));
@@ -35,7 +35,7 @@ public static class PlanPrinter
         foreach (var change in plan.Changes) Console.WriteLine(change.Command);
         Console.WriteLine($"# DNS: {dns.Describe()}");
         if (dns.Warning is { } warning) Console.WriteLine($"# warning: {warning}");
-        Console.WriteLine($"# then: run {string.Join(' ', command)} in {plan.Launch.Cgroup} as {who?.Describe() ?? "root"}");
+        Console.WriteLine($"# then: run {string.Join(' ', command)} in {plan.Membership} as {who?.Describe() ?? "root"}");
         Console.WriteLine("# when its last process exits, in reverse:");
         foreach (var change in plan.Changes.Reverse()) Console.WriteLine(change.UndoCommand);
     }

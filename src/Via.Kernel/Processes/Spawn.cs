@@ -58,14 +58,14 @@ public static unsafe partial class Spawn
     private static partial int waitpid(int pid, int* status, int options);
 
     /// <summary>
-    /// Starts <paramref name="path"/> in the cgroup. Null when this binary or kernel cannot
+    /// Starts <paramref name="path"/> in the cgroup (none: via's own). Null when this binary or kernel cannot
     /// (no native part in a JIT build; clone3 or CLONE_INTO_CGROUP unsupported): use the launcher stage then.
     /// </summary>
-    public static Started? TryStart(string cgroup, string path, IReadOnlyList<string> argv, IReadOnlyList<string> environment, Credentials? who,
+    public static Started? TryStart(string? cgroup, string path, IReadOnlyList<string> argv, IReadOnlyList<string> environment, Credentials? who,
         IReadOnlyList<BindMount>? mounts = null)
     {
         mounts ??= [];
-        using var dir = Cgroups.Cgroup2.OpenDirectory(cgroup);
+        using var dir = cgroup is null ? null : Cgroups.Cgroup2.OpenDirectory(cgroup);
         using var args = new NativeStrings(argv);
         using var env = new NativeStrings(environment);
         using var file = new NativeStrings([path]);
@@ -76,7 +76,7 @@ public static unsafe partial class Spawn
         try
         {
             fixed (uint* g = groups)
-                pid = via_spawn(dir.Value, file.Pointer[0], args.Pointer, env.Pointer, who is null ? 0 : 1,
+                pid = via_spawn(dir?.Value ?? -1, file.Pointer[0], args.Pointer, env.Pointer, who is null ? 0 : 1,
                     who?.Uid ?? 0, who?.Gid ?? 0, groups.Length, g, mounts.Count, from.Pointer, on.Pointer, &stage, &errno, &index);
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
@@ -84,7 +84,7 @@ public static unsafe partial class Spawn
             return null;
         }
         if (pid == -Errno.ENOSYS || pid == -Errno.EINVAL) return null;
-        if (pid < 0) throw new KernelException("clone3(CLONE_INTO_CGROUP)", cgroup, -pid);
+        if (pid < 0) throw new KernelException(cgroup is null ? "clone3" : "clone3(CLONE_INTO_CGROUP)", cgroup ?? path, -pid);
         return new Started(pid, (Stage)stage, errno, index);
     }
 

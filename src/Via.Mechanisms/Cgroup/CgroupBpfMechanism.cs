@@ -3,40 +3,44 @@ using Via.Mechanisms.Changes;
 namespace Via.Mechanisms.Cgroup;
 
 /// <summary>
-/// cgroup v2 + an eBPF BPF_CGROUP_INET_SOCK_CREATE program that sets the socket mark. The program
-/// is moved into the cgroup before execve, so no socket is ever created untagged; children,
+/// cgroup v2 + an eBPF BPF_CGROUP_INET_SOCK_CREATE program on the route's cgroup that sets the
+/// socket mark. The program starts in the cgroup, so no socket is ever created untagged; children,
 /// threads and daemonized descendants inherit the cgroup; static binaries are covered because the
-/// kernel, not libc, does the tagging.
+/// kernel, not libc, does the tagging. A setsockopt program keeps root from changing the mark.
 /// </summary>
 public sealed class CgroupBpfMechanism : IMechanism
 {
-    /// <summary>Where via mounts cgroup2 when none is visible.</summary>
-    public const string PrivateMount = "/run/via/cgroup2";
-
-    /// <summary>via's subtree in the cgroup2 hierarchy: everything below it is via's.</summary>
-    public const string Subtree = "via";
-
     public string Name => "cgroup";
+
+    public string Summary => "an eBPF program on the route's cgroup marks each socket as the kernel creates it";
 
     public bool TagsAtCreation => true;
 
-    /// <summary>The cgroup2 root to use: the unified mount, the hybrid one, or via's private mount.</summary>
-    public static string Root(HostView host) => CgroupPaths.Preferred(host.Cgroup2Mounts) ?? PrivateMount;
-
-    public static string CgroupOf(TagRequest r) => Path.Combine(Root(r.Host), Subtree, r.RouteId);
-
-    public IReadOnlyList<HostChange> Tag(TagRequest request)
+    public MechanismProbe Probe(HostView host)
     {
-        var changes = new List<HostChange>();
-        if (request.Host.Cgroup2Mounts.Count == 0) changes.Add(new MountCgroup2(PrivateMount));
-        string cgroup = CgroupOf(request);
-        changes.Add(new CreateCgroup(cgroup));
-        changes.Add(new AttachSocketMark(cgroup, request.Mark));
-        changes.Add(new AttachSetsockoptGuard(cgroup, request.DeviceIndex));
-        return changes;
+        if (host.Cgroup2Mounts.Count == 0 && !Cgroup2Known())
+            return new MechanismProbe(false, "this kernel has no cgroup2 filesystem");
+        return new MechanismProbe(true, host.Cgroup2Mounts.Count > 0
+            ? $"cgroup2 at {RouteCgroups.Root(host)}; eBPF sock_create and setsockopt hooks on the route's cgroup"
+            : $"cgroup2 not mounted here; via mounts it at {RouteCgroups.PrivateMount}");
     }
 
-    public LaunchSpec Launch(TagRequest request) => new(CgroupOf(request), LaunchSpec.NoEnvironment);
+    private static bool Cgroup2Known()
+    {
+        try { return File.ReadAllText("/proc/filesystems").Contains("cgroup2", StringComparison.Ordinal); }
+        catch (IOException) { return false; }
+    }
 
-    public string? Membership(TagRequest request) => CgroupOf(request);
+    /// <summary>Loads its programs and the egress guard's (through this kernel's verifier); attaches nothing, creates nothing.</summary>
+    public string? Verify(HostView host) => CgroupProbe.Check(cgroup2Root: null) is { } why ? why + " (needs CONFIG_CGROUP_BPF)" : null;
+
+    public IReadOnlyList<HostChange> Tag(TagRequest request) =>
+    [
+        new AttachSocketMark(request.Cgroup, request.Mark),
+        new AttachSetsockoptGuard(request.Cgroup, request.DeviceIndex),
+    ];
+
+    public LaunchAdditions Launch(TagRequest request) => LaunchAdditions.None;
+
+    public IReadOnlyList<ChangeCodec> ChangeKinds => [AttachSocketMark.Codec, AttachSetsockoptGuard.Codec];
 }

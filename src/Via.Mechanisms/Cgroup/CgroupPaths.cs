@@ -40,8 +40,8 @@ public static class CgroupPaths
 
     private static string MountPrivate()
     {
-        Cgroup2.Mount(CgroupBpfMechanism.PrivateMount);
-        return CgroupBpfMechanism.PrivateMount;
+        Cgroup2.Mount(RouteCgroups.PrivateMount);
+        return RouteCgroups.PrivateMount;
     }
 
     public static string? Preferred(IReadOnlyList<string> mounts) =>
@@ -59,7 +59,7 @@ public static class CgroupPaths
     public static string? TryResolve(string recorded, bool mayMount)
     {
         if (Directory.Exists(recorded)) return recorded;
-        string marker = "/" + CgroupBpfMechanism.Subtree + "/";
+        string marker = "/" + RouteCgroups.Subtree + "/";
         int at = recorded.LastIndexOf(marker, StringComparison.Ordinal);
         if (at < 0) return recorded;
         string? root = mayMount ? Root() : FindForReading();

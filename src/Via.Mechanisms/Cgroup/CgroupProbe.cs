@@ -22,7 +22,7 @@ public static class CgroupProbe
                 BpfSyscall.LoadProgram(BpfProgType.CgroupSockAddr, BpfAttachType.CgroupInet6Connect, Guard.EgressGuardPrograms.Connect6(Guard.EgressGuardPrograms.LoopbackIndex), Guard.EgressGuardPrograms.Connect6Name).Dispose();
             }
             if (cgroup2Root is null) return null;
-            string parent = Path.Combine(cgroup2Root, CgroupBpfMechanism.Subtree);
+            string parent = Path.Combine(cgroup2Root, RouteCgroups.Subtree);
             string scratch = Path.Combine(parent, $"doctor-{Environment.ProcessId}");
             bool madeParent = Cgroup2.Create(parent);
             Cgroup2.Create(scratch);

@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Text.Json;
 using Via.Kernel.Netlink;
 
 namespace Via.Mechanisms.Changes;
@@ -9,6 +10,37 @@ public sealed record AddRoute(Route Route, string? Device = null) : HostChange
 {
     public override string Command => "ip " + Text(Route, Device, "add");
     public override string UndoCommand => "ip " + Text(Route, Device, "del");
+
+    public static readonly ChangeCodec Codec = new("route", c => new AddRoute(new Route(
+        (AddressFamily)c.GetProperty("family").GetInt32(),
+        c.GetProperty("table").GetUInt32(),
+        (RouteType)c.GetProperty("type").GetByte(),
+        JsonFields.Ip(c, "destination"),
+        c.GetProperty("destinationLength").GetByte(),
+        JsonFields.Ip(c, "gateway"),
+        c.GetProperty("outputLink").GetInt32(),
+        JsonFields.Ip(c, "preferredSource"),
+        c.GetProperty("metric").GetUInt32(),
+        c.GetProperty("protocol").GetByte(),
+        c.GetProperty("scope").GetByte()), JsonFields.Str(c, "device")));
+
+    public override string Kind => Codec.Kind;
+
+    public override void Write(Utf8JsonWriter w)
+    {
+        if (Device is not null) w.WriteString("device", Device);
+        w.WriteNumber("family", (int)Route.Family);
+        w.WriteNumber("table", Route.Table);
+        w.WriteNumber("type", (byte)Route.Type);
+        JsonFields.Address(w, "destination", Route.Destination);
+        w.WriteNumber("destinationLength", Route.DestinationLength);
+        JsonFields.Address(w, "gateway", Route.Gateway);
+        w.WriteNumber("outputLink", Route.OutputLink);
+        JsonFields.Address(w, "preferredSource", Route.PreferredSource);
+        w.WriteNumber("metric", Route.Metric);
+        w.WriteNumber("protocol", Route.Protocol);
+        w.WriteNumber("scope", Route.Scope);
+    }
 
     public override void Apply(Host host) => host.Rtnl.Add(Route);
     public override bool Undo(Host host) => host.Rtnl.Delete(Route);

@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Text.Json;
 using Via.Kernel.Netlink;
 
 namespace Via.Mechanisms.Changes;
@@ -8,6 +9,32 @@ public sealed record AddRule(Rule Rule) : HostChange
 {
     public override string Command => "ip " + Text(Rule, "add");
     public override string UndoCommand => "ip " + Text(Rule, "del");
+
+    public static readonly ChangeCodec Codec = new("rule", c => new AddRule(new Rule(
+        (AddressFamily)c.GetProperty("family").GetInt32(),
+        c.GetProperty("priority").GetUInt32(),
+        c.GetProperty("table").GetUInt32(),
+        (RuleAction)c.GetProperty("action").GetByte(),
+        c.TryGetProperty("mark", out var m) ? m.GetUInt32() : null,
+        c.TryGetProperty("markMask", out var mm) ? mm.GetUInt32() : null,
+        JsonFields.Ip(c, "source"),
+        c.GetProperty("sourceLength").GetByte(),
+        c.GetProperty("protocol").GetByte())));
+
+    public override string Kind => Codec.Kind;
+
+    public override void Write(Utf8JsonWriter w)
+    {
+        w.WriteNumber("family", (int)Rule.Family);
+        w.WriteNumber("priority", Rule.Priority);
+        w.WriteNumber("table", Rule.Table);
+        w.WriteNumber("action", (byte)Rule.Action);
+        if (Rule.Mark is { } mark) w.WriteNumber("mark", mark);
+        if (Rule.MarkMask is { } mask) w.WriteNumber("markMask", mask);
+        JsonFields.Address(w, "source", Rule.Source);
+        w.WriteNumber("sourceLength", Rule.SourceLength);
+        w.WriteNumber("protocol", Rule.Protocol);
+    }
 
     public override void Apply(Host host) => host.Rtnl.Add(Rule);
     public override bool Undo(Host host) => host.Rtnl.Delete(Rule);

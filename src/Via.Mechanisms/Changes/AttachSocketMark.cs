@@ -19,6 +19,16 @@ public sealed record AttachSocketMark(string CgroupPath, uint Mark) : HostChange
     public override string Command => $"bpftool cgroup attach {CgroupPath} sock_create <{SocketMarkProgram.Name}: mark=0x{Mark:x}> multi";
     public override string UndoCommand => $"bpftool cgroup detach {CgroupPath} sock_create name {SocketMarkProgram.Name}";
 
+    public static readonly ChangeCodec Codec = new("sock-mark", c => new AttachSocketMark(JsonFields.Need(c, "cgroup"), c.GetProperty("mark").GetUInt32()));
+
+    public override string Kind => Codec.Kind;
+
+    public override void Write(System.Text.Json.Utf8JsonWriter w)
+    {
+        w.WriteString("cgroup", CgroupPath);
+        w.WriteNumber("mark", Mark);
+    }
+
     public override void Apply(Host host) =>
         CgroupPrograms.Attach(CgroupPath, BpfProgType.CgroupSock, BpfAttachType.CgroupInetSockCreate, SocketMarkProgram.SetMark(Mark), SocketMarkProgram.Name);
 

@@ -12,6 +12,12 @@ public sealed record CreateCgroup(string Path) : HostChange
     public override string Command => $"mkdir -p {Path}";
     public override string UndoCommand => $"rmdir {Path}";
 
+    public static readonly ChangeCodec Codec = new("cgroup", c => new CreateCgroup(JsonFields.Need(c, "path")));
+
+    public override string Kind => Codec.Kind;
+
+    public override void Write(System.Text.Json.Utf8JsonWriter w) => w.WriteString("path", Path);
+
     public override void Apply(Host host)
     {
         string parent = System.IO.Path.GetDirectoryName(Path)!;

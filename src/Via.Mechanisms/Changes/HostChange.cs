@@ -1,3 +1,5 @@
+using System.Text.Json;
+
 namespace Via.Mechanisms.Changes;
 
 /// <summary>
@@ -13,7 +15,17 @@ public abstract record HostChange
     /// <summary>The command that undoes it.</summary>
     public abstract string UndoCommand { get; }
 
+    /// <summary>Its kind in the journal ("route", "sock-mark", ...): the key of its <see cref="ChangeCodec"/>.</summary>
+    public abstract string Kind { get; }
+
+    /// <summary>Writes its fields into the journal object (the codec has written "kind" already).</summary>
+    public abstract void Write(Utf8JsonWriter w);
+
     public abstract void Apply(Host host);
+
+    /// <summary>The same change for IFACE re-created with a new index (a guard that names it), or null
+    /// when the change does not depend on the index. The route's watcher re-applies what differs.</summary>
+    public virtual HostChange? ForDevice(int index) => null;
 
     /// <summary>Undoes the change; true if something was removed.</summary>
     public abstract bool Undo(Host host);
@@ -25,3 +37,8 @@ public abstract record HostChange
     /// <summary>The rtnetlink request that undoes it, likewise.</summary>
     public virtual Kernel.Netlink.RtnlRequest? UndoRequest => null;
 }
+
+/// <summary>How to read one kind of <see cref="HostChange"/> back from the journal. Each change
+/// kind declares its own next to its type; the core kinds are listed in <see cref="ChangeKinds"/>,
+/// a mechanism's in its <see cref="IMechanism.ChangeKinds"/>.</summary>
+public sealed record ChangeCodec(string Kind, Func<JsonElement, HostChange> Read);

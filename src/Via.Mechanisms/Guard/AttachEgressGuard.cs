@@ -31,6 +31,19 @@ public sealed record AttachEgressGuard(string CgroupPath, int DeviceIndex, strin
         + $"; bpftool cgroup attach {CgroupPath} ingress <{EgressGuardPrograms.IngressName}: count> multi"
         + $"; bpftool cgroup attach {CgroupPath} connect6 <{EgressGuardPrograms.Connect6Name}: bind link-local connects to {Device}> multi";
 
+    public static readonly ChangeCodec Codec = new("egress-guard", c => new AttachEgressGuard(JsonFields.Need(c, "cgroup"), c.GetProperty("ifindex").GetInt32(), JsonFields.Need(c, "device")));
+
+    public override string Kind => Codec.Kind;
+
+    public override void Write(System.Text.Json.Utf8JsonWriter w)
+    {
+        w.WriteString("cgroup", CgroupPath);
+        w.WriteNumber("ifindex", DeviceIndex);
+        w.WriteString("device", Device);
+    }
+
+    public override HostChange? ForDevice(int index) => this with { DeviceIndex = index };
+
     public override string UndoCommand => string.Join("; ", Programs.Select(p => $"bpftool cgroup detach {CgroupPath} {HookName(p.Hook)} name {p.Name}"));
 
     /// <summary>

@@ -26,13 +26,14 @@ public sealed class DoctorTests(TopologyFixture fixture, ITestOutputHelper outpu
         var before = HostSnapshot.Take(T);
         var checks = Doctor(out int code);
         Assert.Equal(0, code);
-        foreach (var name in new[] { "privileges", "cgroup2", "cgroup eBPF hooks", "seccomp user notif", "nftables", "cgroup v1 net_cls", "network namespaces", "rp_filter", "dns", "marks", "priority", "tables", "systemd-networkd", "leftovers" })
+        foreach (var name in new[] { "privileges", "cgroup2", "method cgroup", "method auto", "nftables", "cgroup v1 net_cls", "network namespaces", "rp_filter", "dns", "marks", "priority", "tables", "systemd-networkd", "leftovers" })
             Assert.True(checks.ContainsKey(name), "missing check " + name);
         Assert.Equal("ok", checks["privileges"].Status);
-        Assert.Equal("ok", checks["cgroup eBPF hooks"].Status);
+        Assert.Equal("ok", checks["method cgroup"].Status);
+        Assert.Contains("uses cgroup", checks["method auto"].Detail);
         var text = Via.Run(T, "doctor");
         Assert.Equal(0, text.Code);
-        Assert.Contains("cgroup eBPF hooks", text.Out);
+        Assert.Contains("method cgroup", text.Out);
         HostSnapshot.AssertUnchanged(before, T); // the probe's scratch cgroup and programs are gone
     }
 

@@ -35,10 +35,52 @@ public sealed class JournalCodecTests
         // Records compare lists by reference: compare the scalars with the same lists, then the lists.
         List<Via.Kernel.Processes.ProcessIdentity> users = [];
         List<HostChange> changes = [];
-        Assert.Equal(route with { Users = users, Changes = changes }, back with { Users = users, Changes = changes });
+        Assert.Equal(route with { Users = users, Changes = changes, Launch = LaunchAdditions.None }, back with { Users = users, Changes = changes, Launch = LaunchAdditions.None });
         Assert.Equal(route.Users, back.Users);
         Assert.Equal(route.Changes, back.Changes);
         Assert.Equal(route.Changes.Select(c => c.Command), back.Changes.Select(c => c.Command));
+    }
+
+    [Fact]
+    public void The_launch_additions_survive_a_round_trip()
+    {
+        var route = Sample() with { Launch = new LaunchAdditions(new Dictionary<string, string> { ["LD_PRELOAD"] = "/opt/via/via_preload.so", ["VIA_X"] = "" }, SeccompListener: true) };
+        var back = JournalCodec.Decode(JournalCodec.Encode(route), "test");
+        Assert.True(back.Launch.SeccompListener);
+        Assert.Equal(route.Launch.Environment.OrderBy(e => e.Key), back.Launch.Environment.OrderBy(e => e.Key));
+    }
+
+#pragma warning disable IL2026, IL2075 // reflection over via's own types, in a test (never trimmed)
+    [Fact]
+    public void Every_kind_of_change_has_one_codec_and_names_itself()
+    {
+        // Every HostChange type of via's assemblies is read back by a codec of its own kind: the
+        // engine's (ChangeKinds.Core) or its mechanism's (IMechanism.ChangeKinds).
+        var types = typeof(HostChange).Assembly.GetTypes().Where(t => t.IsSubclassOf(typeof(HostChange)) && !t.IsAbstract).ToList();
+        var codecs = ChangeKinds.Core.Concat(Registry.All.SelectMany(m => m.ChangeKinds)).ToList();
+        Assert.Equal(codecs.Count, codecs.Select(c => c.Kind).Distinct().Count());
+        foreach (var type in types)
+        {
+            var field = type.GetField("Codec", System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static);
+            Assert.True(field is not null, $"{type.Name} has no Codec");
+            Assert.Contains((ChangeCodec)field!.GetValue(null)!, codecs);
+        }
+        Assert.All(Sample().Changes, c => Assert.Equal(c.Kind, codecs.Single(k => k.Kind == c.Kind).Read(Reencode(c)).Kind));
+    }
+
+#pragma warning restore IL2026, IL2075
+
+    private static System.Text.Json.JsonElement Reencode(HostChange change)
+    {
+        var buffer = new MemoryStream();
+        using (var w = new System.Text.Json.Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("kind", change.Kind);
+            change.Write(w);
+            w.WriteEndObject();
+        }
+        return System.Text.Json.JsonDocument.Parse(buffer.ToArray()).RootElement;
     }
 
     [Fact]

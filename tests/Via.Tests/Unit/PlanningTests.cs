@@ -302,7 +302,7 @@ public class PlanningTests
             "ip rule add pref 12000 from 10.2.0.2/32 lookup 22000 proto 86",
             "ip -6 rule add pref 12000 from 2001:db8:2::2/128 lookup 22000 proto 86",
         ], Commands(plan));
-        Assert.Equal("/sys/fs/cgroup/via/t22000-p42", plan.Launch.Cgroup);
+        Assert.Equal("/sys/fs/cgroup/via/t22000-p42", plan.Membership);
         Assert.Equal("/sys/fs/cgroup/via/t22000-p42", plan.Membership);
         Assert.Empty(plan.Launch.Environment);
         Assert.Equal(new RouteNumbers(0x10000, 0xff0000, 22000, 12000), plan.Numbers);
@@ -406,12 +406,12 @@ public class PlanningTests
 
         Assert.Equal("mount -t cgroup2 none /run/via/cgroup2", without.Changes[0].Command);
         Assert.Equal("mkdir -p /run/via/cgroup2/via/r1", without.Changes[1].Command);
-        Assert.Equal("/run/via/cgroup2/via/r1", without.Launch.Cgroup);
+        Assert.Equal("/run/via/cgroup2/via/r1", without.Membership);
         Assert.Single(without.Changes.OfType<MountCgroup2>());
 
         Assert.Empty(with.Changes.OfType<MountCgroup2>());
         Assert.Equal("mkdir -p /sys/fs/cgroup/unified/via/r1", with.Changes[0].Command);
-        Assert.Equal("/sys/fs/cgroup/unified/via/r1", with.Launch.Cgroup);
+        Assert.Equal("/sys/fs/cgroup/unified/via/r1", with.Membership);
     }
 
     [Fact]
@@ -420,7 +420,7 @@ public class PlanningTests
         Assert.Throws<PlanException>(() => MakePlan(new RouteRequest("eth9"), TypicalHost()));
     }
 
-    // ---- CgroupBpfMechanism.Root --------------------------------------------------------------
+    // ---- RouteCgroups.Root --------------------------------------------------------------
 
     [Theory]
     [InlineData(new[] { "/sys/fs/cgroup/unified", "/sys/fs/cgroup" }, "/sys/fs/cgroup")]
@@ -429,7 +429,7 @@ public class PlanningTests
     [InlineData(new string[0], "/run/via/cgroup2")]
     public void Cgroup_root_prefers_the_unified_mount_then_the_hybrid_one(string[] mounts, string expected)
     {
-        Assert.Equal(expected, CgroupBpfMechanism.Root(TypicalHost(cgroup2: mounts)));
+        Assert.Equal(expected, RouteCgroups.Root(TypicalHost(cgroup2: mounts)));
     }
 
     // ---- Allocator ---------------------------------------------------------------------------

@@ -21,12 +21,12 @@ public static class DoctorCommand
     public static Command Create()
     {
         var command = new Command("doctor", """
-            Check what this host offers via: privileges, cgroup2, cgroup eBPF socket hooks, seccomp user
-            notification, nftables, cgroup v1 net_cls, network namespaces, strict rp_filter, local DNS stubs,
+            Check what this host offers via: privileges, cgroup2, each tagging method (cgroup eBPF, ...) and
+            which one 'auto' picks, nftables, cgroup v1 net_cls, network namespaces, strict rp_filter, local DNS stubs,
             the mark mask and rule priority via chooses beside other programs' rules (and why), tables of
             other programs in via's range, network daemons that would delete via's rules, and leftovers
             'via gc' would remove.
-            Exits 1 when the default mechanism (cgroup) cannot work here, and says why.
+            Each method ('via run --method') says whether it works here; exits 1 when none does, and says why.
             """) { Json };
         command.SetAction(parse => Run(parse.GetValue(Json)));
         return command;
@@ -71,28 +71,27 @@ public static class DoctorCommand
             "/sys/fs/cgroup" => new Check("cgroup2", Status.Ok, "unified hierarchy at /sys/fs/cgroup"),
             "/sys/fs/cgroup/unified" => new Check("cgroup2", Status.Ok, "hybrid layout: cgroup2 at /sys/fs/cgroup/unified"),
             { } other => new Check("cgroup2", Status.Ok, $"mounted at {other}"),
-            null when File.ReadAllText("/proc/filesystems").Contains("cgroup2") => new Check("cgroup2", Status.Ok, $"not mounted here; via mounts it at {CgroupBpfMechanism.PrivateMount} when needed"),
+            null when File.ReadAllText("/proc/filesystems").Contains("cgroup2") => new Check("cgroup2", Status.Ok, $"not mounted here; via mounts it at {RouteCgroups.PrivateMount} when needed"),
             null => new Check("cgroup2", Status.Fail, "this kernel has no cgroup2 filesystem", Blocks: true),
         };
 
-        if (root)
+        // Each mechanism says whether it works here: its cheap probe (what 'auto' consults), and as
+        // root its thorough check (loading its eBPF programs, say), which creates nothing.
+        using var host = new Host();
+        var view = HostView.Read(host);
+        var usable = new List<string>();
+        foreach (var mechanism in Registry.All)
         {
-            // Load only: attaching needs a scratch cgroup, and doctor creates nothing. The kernel
-            // knows these program types only with CONFIG_CGROUP_BPF, so a load that works says it.
-            string? why = CgroupProbe.Check(cgroup2Root: null);
+            var probe = mechanism.Probe(view);
+            string? why = !probe.Usable ? probe.Detail : root ? mechanism.Verify(view) : null;
+            if (why is null) usable.Add(mechanism.Name);
             yield return why is null
-                ? new Check("cgroup eBPF hooks", Status.Ok, "sock_create (socket mark), setsockopt (anti-escape), egress/ingress (egress guard, counters) and connect6 programs load")
-                : new Check("cgroup eBPF hooks", Status.Fail, why + " (needs CONFIG_CGROUP_BPF)", Blocks: true);
+                ? new Check("method " + mechanism.Name, root ? Status.Ok : Status.Info, $"{mechanism.Summary}: {probe.Detail}{(root ? "" : " (not verified: needs root)")}")
+                : new Check("method " + mechanism.Name, Status.Warn, why);
         }
-        else
-        {
-            yield return new Check("cgroup eBPF hooks", Status.Info, "not checked: loading eBPF programs needs root");
-        }
-
-        string actions = ReadOr("/proc/sys/kernel/seccomp/actions_avail", "");
-        yield return actions.Contains("user_notif")
-            ? new Check("seccomp user notif", Status.Ok, "available (for a seccomp mechanism)")
-            : new Check("seccomp user notif", Status.Warn, "not available in this kernel");
+        yield return usable.Count > 0
+            ? new Check("method auto", Status.Ok, $"'via run' uses {usable[0]} (the first that works; a program it cannot serve gets the next)")
+            : new Check("method auto", Status.Fail, "no mechanism works on this host", Blocks: true);
 
         yield return NativeLibrary.TryLoad("libnftables.so.1", out var nft)
             ? Free(nft, new Check("nftables", Status.Ok, "libnftables.so.1 found"))

@@ -52,6 +52,15 @@ public static class RunCommandDefinition
         AllowMultipleArgumentsPerToken = false,
     };
 
+    public static readonly Option<string> Method = new("--method")
+    {
+        Description = "How the program's sockets get tagged: auto (default: the first of these that works here and can serve the program), "
+            + string.Join("; ", Via.Mechanisms.Registry.All.Select(m => $"{m.Name} ({m.Summary})"))
+            + ". 'via doctor' shows which work on this host.",
+        HelpName = "auto|" + string.Join('|', Via.Mechanisms.Registry.All.Select(m => m.Name)),
+        DefaultValueFactory = _ => Engine.MechanismChoice.Auto,
+    };
+
     public static readonly Option<bool> DryRun = new("--dry-run")
     {
         Description = "Print the plan (each step as its ip/bpftool equivalent) and change nothing. Needs no root.",
@@ -89,7 +98,7 @@ public static class RunCommandDefinition
               via run --dev eth1 --dry-run -- curl https://example.org     # print the plan only
             """)
         {
-            Dev, Gateway, Source, Table, User, Dns, DryRun, Json, Verbose, Command,
+            Dev, Gateway, Source, Table, User, Dns, Method, DryRun, Json, Verbose, Command,
         };
         command.SetAction(parse => Say.Guard(() => RunCommand.Execute(new RunOptions(
             parse.GetValue(Dev)!,
@@ -98,6 +107,7 @@ public static class RunCommandDefinition
             parse.GetValue(Table),
             parse.GetValue(User),
             parse.GetValue(Dns) ?? DnsRequest.Default,
+            parse.GetValue(Method) ?? Engine.MechanismChoice.Auto,
             parse.GetValue(DryRun),
             parse.GetValue(Json),
             parse.GetValue(Verbose),
@@ -131,6 +141,7 @@ public sealed record RunOptions(
     uint? Table,
     string? User,
     DnsRequest Dns,
+    string Method,
     bool DryRun,
     bool Json,
     bool Verbose,

@@ -2,9 +2,7 @@ using System.Globalization;
 using Via.Kernel;
 using Via.Kernel.Cgroups;
 using Via.Kernel.Processes;
-using Via.Mechanisms;
-
-namespace Via.Cli.Internal;
+namespace Via.Engine.Launching;
 
 /// <summary>
 /// The launcher stage: via re-executes itself as <c>via __launch</c>, and this process moves
@@ -12,14 +10,16 @@ namespace Via.Cli.Internal;
 /// and only then execs the program. No managed code runs between fork and exec, and the program's
 /// first instruction already runs tagged, so it can never create an untagged socket.
 /// </summary>
-public static class Launcher
+public static class LaunchStage
 {
     public const string Verb = "__launch";
 
-    public static void AddArguments(IList<string> args, LaunchSpec spec, Credentials? who, string path, string[] command)
+    /// <summary>The spec as the stage's arguments (its environment is the process's own).</summary>
+    public static void AddArguments(IList<string> args, LaunchSpec spec, string path, string[] command)
     {
+        var who = spec.User;
         args.Add(Verb);
-        if (spec.Cgroup is { } cg) { args.Add("--cgroup"); args.Add(cg); }
+        args.Add("--cgroup"); args.Add(spec.Cgroup);
         // Read before main by the native part (via_spawn.c, via_launch_premain), which makes them.
         foreach (var m in spec.Mounts)
         {
@@ -47,7 +47,7 @@ public static class Launcher
         int i = 0;
         for (; i < args.Length && args[i] != "--"; i += 2)
         {
-            if (i + 1 >= args.Length) return Say.Error($"launcher: option {args[i]} needs a value");
+            if (i + 1 >= args.Length) return Error($"launcher: option {args[i]} needs a value");
             string value = args[i + 1];
             switch (args[i])
             {
@@ -57,10 +57,10 @@ public static class Launcher
                 case "--uid": uid = uint.Parse(value, CultureInfo.InvariantCulture); break;
                 case "--gid": gid = uint.Parse(value, CultureInfo.InvariantCulture); break;
                 case "--groups": groups = value.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(g => uint.Parse(g, CultureInfo.InvariantCulture)).ToArray(); break;
-                default: return Say.Error($"launcher: unknown option {args[i]}");
+                default: return Error($"launcher: unknown option {args[i]}");
             }
         }
-        if (i + 1 >= args.Length) return Say.Error("launcher: no command");
+        if (i + 1 >= args.Length) return Error("launcher: no command");
         string path = args[i + 1];
         string[] argv = args[(i + 2)..].ToArray();
         if (argv.Length == 0) argv = [path];
@@ -71,7 +71,7 @@ public static class Launcher
         }
         catch (Exception e) when (e is KernelException or InvalidOperationException)
         {
-            return Say.Error($"could not give the program its own resolver files: {e.Message}");
+            return Error($"could not give the program its own resolver files: {e.Message}");
         }
         try
         {
@@ -80,12 +80,18 @@ public static class Launcher
         }
         catch (KernelException e)
         {
-            return Say.Error($"cannot place the program: {e.Message}");
+            return Error($"cannot place the program: {e.Message}");
         }
         Exec.ResetSignals();
         int errno = Exec.Replace(path, argv);
         return errno == Errno.ENOENT
-            ? Say.Error($"{argv[0]}: command not found", ExitCodes.NotFound)
-            : Say.Error($"{argv[0]}: cannot execute: {new KernelException("execve", path, errno).Message}", ExitCodes.CannotExecute);
+            ? Error($"{argv[0]}: command not found", ExitCodes.NotFound)
+            : Error($"{argv[0]}: cannot execute: {new KernelException("execve", path, errno).Message}", ExitCodes.CannotExecute);
+    }
+
+    private static int Error(string message, int code = ExitCodes.ViaFailed)
+    {
+        Console.Error.WriteLine("via: " + message);
+        return code;
     }
 }

@@ -1,7 +1,7 @@
 using System.Globalization;
 using Via.Kernel.Processes;
 
-namespace Via.Cli.Internal;
+namespace Via.Engine;
 
 /// <summary>
 /// Fault injection for crash-safety tests: VIA_FAULT=STAGE[:N] makes via SIGKILL itself the N-th

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using Via.Kernel.Processes;
 using Via.Mechanisms;
 
-namespace Via.Cli.Internal;
+namespace Via.Engine;
 
 /// <summary>
 /// A detached process that removes a route once its last process is gone: started when the
@@ -32,7 +32,11 @@ public static class Reaper
 
     public static int Run(ReadOnlySpan<string> args)
     {
-        if (args.Length != 1) return Say.Error("usage: via __reap ROUTE-ID");
+        if (args.Length != 1)
+        {
+            Console.Error.WriteLine("via: usage: via __reap ROUTE-ID");
+            return ExitCodes.ViaFailed;
+        }
         Exec.NewSession(); // leave via's session: a closing terminal must not take the reaper along
         string id = args[0];
         // The daemons' route keeps following IFACE while they live; the reaper's output goes nowhere.

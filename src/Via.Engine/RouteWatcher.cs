@@ -3,7 +3,7 @@ using Via.Kernel.Netlink;
 using Via.Mechanisms;
 using Via.Planning;
 
-namespace Via.Cli.Internal;
+namespace Via.Engine;
 
 /// <summary>
 /// Keeps a live route what it was made to be while its program runs (DESIGN.md point 12). The
@@ -75,7 +75,7 @@ public sealed class RouteWatcher : IDisposable
         catch (Exception e)
         {
             // A thread's exception would end via, and with it the program's route: say it, and stop watching.
-            Problem($"stopped watching route {_id}: {Say.Describe(e)}; it fails closed if the host changes under it");
+            Problem($"stopped watching route {_id}: {Failure.Describe(e)}; it fails closed if the host changes under it");
         }
     }
 
@@ -110,7 +110,7 @@ public sealed class RouteWatcher : IDisposable
                 }
                 catch (Exception e)
                 {
-                    Problem($"could not repair route {_id}: {Say.Describe(e)}; it fails closed meanwhile, and via tries again");
+                    Problem($"could not repair route {_id}: {Failure.Describe(e)}; it fails closed meanwhile, and via tries again");
                 }
             }
         }

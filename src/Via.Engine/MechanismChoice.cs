@@ -1,0 +1,34 @@
+using Via.Mechanisms;
+using Via.Planning;
+
+namespace Via.Engine;
+
+/// <summary>Which mechanism tags a program: the one asked for, or with "auto" the first of <see cref="Registry"/> that works here and can serve it.</summary>
+public static class MechanismChoice
+{
+    public const string Auto = "auto";
+
+    /// <summary>The mechanism, and why it (one line for --verbose). A <see cref="PlanException"/> says why none can serve.</summary>
+    public static (IMechanism Mechanism, string Why) Choose(string method, HostView host, ProgramImage program)
+    {
+        if (method == Auto)
+        {
+            var passed = new List<string>();
+            foreach (var candidate in Registry.All)
+            {
+                var probe = candidate.Probe(host);
+                string? refusal = probe.Usable ? candidate.Refuse(program) : null;
+                if (probe.Usable && refusal is null)
+                    return (candidate, $"auto: {candidate.Summary}; {probe.Detail}{(passed.Count > 0 ? $" (not {string.Join("; not ", passed)})" : "")}");
+                passed.Add($"{candidate.Name}: {refusal ?? probe.Detail}");
+            }
+            throw new PlanException($"no mechanism can tag {program.Path} on this host: {string.Join("; ", passed)}; see 'via doctor'");
+        }
+        var mechanism = Registry.Find(method)
+            ?? throw new PlanException($"unknown method '{method}'; use one of: {Auto}, {Registry.Names}");
+        var found = mechanism.Probe(host);
+        if (!found.Usable) throw new PlanException($"method {mechanism.Name} does not work on this host: {found.Detail}; see 'via doctor', or try --method {Auto}");
+        if (mechanism.Refuse(program) is { } why) throw new PlanException($"method {mechanism.Name} cannot run {program.Path}: {why}");
+        return (mechanism, $"{mechanism.Summary}; {found.Detail}");
+    }
+}
