@@ -9,12 +9,16 @@ public static class MechanismChoice
     public const string Auto = "auto";
 
     /// <summary>The mechanism, and why it (one line for --verbose). A <see cref="PlanException"/> says why none can serve.</summary>
-    public static (IMechanism Mechanism, string Why) Choose(string method, HostView host, ProgramImage program)
+    public static (IMechanism Mechanism, string Why) Choose(string method, HostView host, ProgramImage program) =>
+        Choose(method, host, program, Registry.All);
+
+    /// <summary>The same, among <paramref name="candidates"/> (in order).</summary>
+    public static (IMechanism Mechanism, string Why) Choose(string method, HostView host, ProgramImage program, IReadOnlyList<IMechanism> candidates)
     {
         if (method == Auto)
         {
             var passed = new List<string>();
-            foreach (var candidate in Registry.All)
+            foreach (var candidate in candidates)
             {
                 var probe = candidate.Probe(host);
                 string? refusal = probe.Usable ? candidate.Refuse(program) : null;
@@ -24,8 +28,8 @@ public static class MechanismChoice
             }
             throw new PlanException($"no mechanism can tag {program.Path} on this host: {string.Join("; ", passed)}; see 'via doctor'");
         }
-        var mechanism = Registry.Find(method)
-            ?? throw new PlanException($"unknown method '{method}'; use one of: {Auto}, {Registry.Names}");
+        var mechanism = candidates.FirstOrDefault(m => m.Name == method)
+            ?? throw new PlanException($"unknown method '{method}'; use one of: {Auto}, {string.Join(", ", candidates.Select(m => m.Name))}");
         var found = mechanism.Probe(host);
         if (!found.Usable) throw new PlanException($"method {mechanism.Name} does not work on this host: {found.Detail}; see 'via doctor', or try --method {Auto}");
         if (mechanism.Refuse(program) is { } why) throw new PlanException($"method {mechanism.Name} cannot run {program.Path}: {why}");

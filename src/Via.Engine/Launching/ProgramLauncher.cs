@@ -32,6 +32,10 @@ public static class ProgramLauncher
         }
 
         // The launcher stage: this same binary, started without CLONE_INTO_CGROUP, given the spec as arguments.
+        // (A seccomp listener is handed over by the clone3 child only; seccomp user notification with
+        // ADDFD needs Linux 5.14, which has clone3 into a cgroup anyway.)
+        if (spec.SeccompListener)
+            throw new ViaException("the seccomp method needs clone3 into a cgroup (Linux 5.7 or later), which this launch could not use");
         var stage = new List<string> { Environment.ProcessPath ?? "/proc/self/exe" };
         LaunchStage.AddArguments(stage, spec, path, command);
         var plain = Spawn.TryStart(null, stage[0], stage, environment, null, [])

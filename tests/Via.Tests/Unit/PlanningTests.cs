@@ -52,7 +52,7 @@ public class PlanningTests
     /// A dual-stack host: eth0 is the default route; eth1 (10.2.0.2/24, 2001:db8:2::2/64) has its own
     /// defaults in main with higher metrics, as NetworkManager leaves a second uplink.
     /// </summary>
-    private static HostView TypicalHost(
+    internal static HostView TypicalHost(
         IEnumerable<Link>? links = null, IEnumerable<InterfaceAddress>? addresses = null, IEnumerable<Route>? routes = null,
         IEnumerable<Rule>? rules = null, IEnumerable<string>? cgroup2 = null) => new(
         (links ?? [Lo, Eth0, Eth1]).ToList(),
