@@ -23,8 +23,12 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "seccomp_filter.h"
 
 // Gives the calling (single-threaded) process a mount namespace of its own, in which nothing
 // propagates back to the host (MS_SLAVE, as 'ip netns exec' does), and bind-mounts from[i] on on[i]
@@ -81,19 +85,69 @@ int via_launch_mounts(int *failed_errno, int *failed_index)
     return premain_errno != 0 ? -1 : premain_requested;
 }
 
+// Installs the seccomp mechanism's filter (seccomp_filter.h) in the calling, single-threaded child
+// and returns its listener fd, or -errno. Called as root before the credentials change, so no
+// NO_NEW_PRIVS is needed (CAP_SYS_ADMIN allows the filter) and set-id programs keep working.
+// SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (5.19): once the supervisor has received a socket() call,
+// a signal no longer interrupts it, so a program preempted by signals all the time (Go sends
+// SIGURG every 10 ms) does not have its socket made, dropped and asked again; older kernels go without.
+static int install_notify_filter(void)
+{
+    struct sock_filter insn[160];
+    int n = via_seccomp_filter(insn, (int)(sizeof insn / sizeof insn[0]));
+    if (n < 0) return -E2BIG;
+    struct sock_fprog prog = { .len = (unsigned short)n, .filter = insn };
+    long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                      SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, &prog);
+    if (fd < 0 && errno == EINVAL)
+        fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+    return fd < 0 ? -errno : (int)fd;
+}
+
+// The child's messages to the parent on a SOCK_SEQPACKET pair: {stage, errno, index}. Stage 0 with
+// an fd attached (SCM_RIGHTS) hands over the seccomp listener; any other stage is a failure.
+static void child_report(int sock, const int report[3], int fd)
+{
+    struct iovec iov = { .iov_base = (void *)report, .iov_len = 3 * sizeof(int) };
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (fd >= 0) {
+        memset(&control, 0, sizeof control);
+        msg.msg_control = control.buf;
+        msg.msg_controllen = sizeof control.buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    while (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR) { }
+}
+
 // Returns the child's pid, or -errno if no child was made. If the child failed before the program
 // ran, *failed_stage says where (1: credentials, 2: execve, 3: private mounts, *failed_index
-// which one) and *failed_errno why; the child has then exited with 127 and the caller reaps it.
+// which one, 4: the seccomp filter) and *failed_errno why; the child has then exited with 127 and
+// the caller reaps it.
+// seccomp_listener: install the seccomp mechanism's filter (seccomp_filter.h) last before the
+// credentials change, and return its listener in *listener_fd (close-on-exec; -1 if none). The
+// child keeps no copy, so the supervisor that gets it is the only one.
+// inherit_fd (>= 0): an fd of the caller's that the program inherits (its close-on-exec flag is
+// cleared in the child only): the listener, given to the supervisor.
 int via_spawn(int cgroup_fd, const char *path, char *const argv[], char *const envp[],
               int set_ids, unsigned uid, unsigned gid, int ngroups, const unsigned *groups,
               int nmounts, char *const mount_from[], char *const mount_on[],
+              int seccomp_listener, int inherit_fd, int *listener_fd,
               int *failed_stage, int *failed_errno, int *failed_index)
 {
-    int pipefd[2];
+    int sv[2];
     *failed_stage = 0;
     *failed_errno = 0;
     *failed_index = -1;
-    if (pipe2(pipefd, O_CLOEXEC) < 0) return -errno;
+    *listener_fd = -1;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
 
     // Block every signal across the clone: the child must not run the runtime's handlers.
     sigset_t all, old;
@@ -121,8 +175,25 @@ int via_spawn(int cgroup_fd, const char *path, char *const argv[], char *const e
         if (r < 0) {
             report[0] = 3;
             report[1] = -r;
-            (void)!write(pipefd[1], report, sizeof report);
+            child_report(sv[1], report, -1);
             _exit(127);
+        }
+        if (inherit_fd >= 0 && fcntl(inherit_fd, F_SETFD, 0) < 0) {
+            report[0] = 2;
+            report[1] = errno;
+            child_report(sv[1], report, -1);
+            _exit(127);
+        }
+        if (seccomp_listener) {
+            int fd = install_notify_filter();
+            if (fd < 0) {
+                report[0] = 4;
+                report[1] = -fd;
+                child_report(sv[1], report, -1);
+                _exit(127);
+            }
+            child_report(sv[1], report, fd);
+            close(fd);
         }
         // Raw syscalls, not glibc's setgroups/setresuid: those broadcast the change to every thread
         // the parent had (SIGSETXID) and wait for answers that never come in a forked child.
@@ -136,25 +207,48 @@ int via_spawn(int cgroup_fd, const char *path, char *const argv[], char *const e
             report[0] = 2;
             report[1] = errno;
         }
-        (void)!write(pipefd[1], report, sizeof report);
+        child_report(sv[1], report, -1);
         _exit(127);
     }
 
     int saved = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    close(pipefd[1]);
+    close(sv[1]);
     if (pid < 0) {
-        close(pipefd[0]);
+        close(sv[0]);
         return -saved;
     }
-    int report[3] = {0, 0, -1};
-    ssize_t n;
-    do n = read(pipefd[0], report, sizeof report); while (n < 0 && errno == EINTR);
-    close(pipefd[0]);
-    if (n == (ssize_t)sizeof report) {
-        *failed_stage = report[0];
-        *failed_errno = report[1];
-        *failed_index = report[2];
+    // Messages until end of file (execve closed the child's end, or it exited).
+    for (;;) {
+        int report[3] = {0, 0, -1};
+        struct iovec iov = { .iov_base = report, .iov_len = sizeof report };
+        union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+        struct msghdr msg;
+        memset(&msg, 0, sizeof msg);
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.buf;
+        msg.msg_controllen = sizeof control.buf;
+        ssize_t n = recvmsg(sv[0], &msg, MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int))) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c), sizeof fd);
+            if (*listener_fd >= 0) close(*listener_fd);
+            *listener_fd = fd;
+        }
+        if (n == (ssize_t)sizeof report && report[0] != 0) {
+            *failed_stage = report[0];
+            *failed_errno = report[1];
+            *failed_index = report[2];
+        }
+    }
+    close(sv[0]);
+    if (*failed_stage != 0 && *listener_fd >= 0) {
+        close(*listener_fd);
+        *listener_fd = -1;
     }
     return (int)pid;
 }

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 using Via.Kernel.Interop;
 
 namespace Via.Kernel.Processes;
@@ -13,16 +14,19 @@ public readonly record struct BindMount(string Source, string Target);
 public static unsafe partial class Spawn
 {
     /// <summary>Where the child failed before the program ran.</summary>
-    public enum Stage { None = 0, Credentials = 1, Exec = 2, Mounts = 3 }
+    public enum Stage { None = 0, Credentials = 1, Exec = 2, Mounts = 3, SeccompFilter = 4 }
 
     /// <param name="Pid">The child's pid (to wait for, even when it failed).</param>
     /// <param name="FailedMount">With <see cref="Stage.Mounts"/>: the bind mount that failed, or -1 for the mount namespace itself.</param>
-    public sealed record Started(int Pid, Stage FailedAt, int Errno, int FailedMount = -1);
+    /// <param name="SeccompListener">When the seccomp filter was asked for and the program runs: the
+    /// filter's listener (close-on-exec), the only copy; its supervisor must get it (see seccomp_filter.h).</param>
+    public sealed record Started(int Pid, Stage FailedAt, int Errno, int FailedMount = -1, SafeFileHandle? SeccompListener = null);
 
     [LibraryImport("via_native", EntryPoint = "via_spawn")]
     private static partial int via_spawn(int cgroupFd, byte* path, byte** argv, byte** envp,
         int setIds, uint uid, uint gid, int ngroups, uint* groups,
-        int nmounts, byte** mountFrom, byte** mountOn, int* failedStage, int* failedErrno, int* failedIndex);
+        int nmounts, byte** mountFrom, byte** mountOn, int seccompListener, int inheritFd, int* listenerFd,
+        int* failedStage, int* failedErrno, int* failedIndex);
 
     [LibraryImport("via_native", EntryPoint = "via_launch_mounts")]
     private static partial int via_launch_mounts(int* failedErrno, int* failedIndex);
@@ -61,8 +65,11 @@ public static unsafe partial class Spawn
     /// Starts <paramref name="path"/> in the cgroup (none: via's own). Null when this binary or kernel cannot
     /// (no native part in a JIT build; clone3 or CLONE_INTO_CGROUP unsupported): use the launcher stage then.
     /// </summary>
+    /// <param name="seccompListener">Install the seccomp mechanism's filter just before the
+    /// credentials change and return its listener in <see cref="Started.SeccompListener"/>.</param>
+    /// <param name="inherit">A descriptor the program inherits (at the same number), e.g. the listener given to the supervisor.</param>
     public static Started? TryStart(string? cgroup, string path, IReadOnlyList<string> argv, IReadOnlyList<string> environment, Credentials? who,
-        IReadOnlyList<BindMount>? mounts = null)
+        IReadOnlyList<BindMount>? mounts = null, bool seccompListener = false, SafeHandle? inherit = null)
     {
         mounts ??= [];
         using var dir = cgroup is null ? null : Cgroups.Cgroup2.OpenDirectory(cgroup);
@@ -72,20 +79,29 @@ public static unsafe partial class Spawn
         using var from = new NativeStrings(mounts.Select(m => m.Source).ToList());
         using var on = new NativeStrings(mounts.Select(m => m.Target).ToList());
         uint[] groups = who?.Groups ?? [];
-        int stage = 0, errno = 0, index = -1, pid;
+        int stage = 0, errno = 0, index = -1, listener = -1, pid;
+        bool added = false;
         try
         {
+            inherit?.DangerousAddRef(ref added);
+            int inheritFd = inherit is null ? -1 : (int)inherit.DangerousGetHandle();
             fixed (uint* g = groups)
                 pid = via_spawn(dir?.Value ?? -1, file.Pointer[0], args.Pointer, env.Pointer, who is null ? 0 : 1,
-                    who?.Uid ?? 0, who?.Gid ?? 0, groups.Length, g, mounts.Count, from.Pointer, on.Pointer, &stage, &errno, &index);
+                    who?.Uid ?? 0, who?.Gid ?? 0, groups.Length, g, mounts.Count, from.Pointer, on.Pointer,
+                    seccompListener ? 1 : 0, inheritFd, &listener, &stage, &errno, &index);
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
             return null;
         }
+        finally
+        {
+            if (added) inherit!.DangerousRelease();
+        }
+        var handle = listener >= 0 ? new SafeFileHandle(listener, ownsHandle: true) : null;
         if (pid == -Errno.ENOSYS || pid == -Errno.EINVAL) return null;
         if (pid < 0) throw new KernelException(cgroup is null ? "clone3" : "clone3(CLONE_INTO_CGROUP)", cgroup ?? path, -pid);
-        return new Started(pid, (Stage)stage, errno, index);
+        return new Started(pid, (Stage)stage, errno, index, handle);
     }
 
     /// <summary>Waits for the child; its exit code, or 128 + N if signal N killed it (as a shell reports it).</summary>
