@@ -227,6 +227,15 @@ int main(int argc, char **argv)
     become((unsigned)uid, (unsigned)gid, ngroups, groups);
     free(groups);
 
+    // Set up: from here on, nothing of via's stdio is held (the program's daemons may outlive via,
+    // and this process with them; a caller reading via's output to its end must not wait for it).
+    // Later failures reach the program as errno, or as ENOSYS once this process is gone.
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0) fail("/dev/null");
+    for (int i = 0; i <= 2; i++)
+        if (i != listener && dup2(null, i) < 0) fail("dup2");
+    if (null > 2 && null != listener) close(null);
+
     for (int i = 0; i < SPARES; i++) spares[i].fd = -1;
     // After become(): the thread shares this one's credentials (capset is per thread).
     pthread_t watcher;
