@@ -7,7 +7,10 @@
 //   socket(AF_INET|AF_INET6, ...)            USER_NOTIF: the supervisor creates the socket, marks
 //                                            it and installs it in the caller (ADDFD_FLAG_SEND)
 //   setsockopt(SOL_SOCKET, SO_MARK |         EPERM: the mark must stay, and no device binding
-//     SO_BINDTODEVICE | SO_BINDTOIFINDEX)    picks another way out (DESIGN.md, point 10)
+//     SO_BINDTODEVICE | SO_BINDTOIFINDEX |   picks another way out (DESIGN.md, points 10 and 11;
+//     SO_DONTROUTE), IP_UNICAST_IF,          the same options the cgroup mechanism's setsockopt
+//     IPV6_UNICAST_IF                        guard refuses). Per-message choices (IP_PKTINFO...)
+//                                            are the egress guard's, where cgroup eBPF is allowed
 //   io_uring_setup                           ENOSYS: IORING_OP_SOCKET (5.19) makes sockets that no
 //                                            socket() call shows; programs fall back to plain
 //                                            syscalls on ENOSYS (Docker's default profile refuses it too)
@@ -36,12 +39,19 @@
 #include <linux/filter.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
 #ifndef SO_BINDTOIFINDEX
 #define SO_BINDTOIFINDEX 62
+#endif
+#ifndef IP_UNICAST_IF
+#define IP_UNICAST_IF 50
+#endif
+#ifndef IPV6_UNICAST_IF
+#define IPV6_UNICAST_IF 76
 #endif
 #ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
 #define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
@@ -63,7 +73,10 @@ struct via_abi {
 };
 
 // A small assembler with forward labels, so that the blocks read as the table above.
-enum { VIA_L_NOTIFY, VIA_L_ALLOW, VIA_L_EPERM, VIA_L_ENOSYS, VIA_L_SOCKET, VIA_L_SETSOCKOPT, VIA_L_NEWNET, VIA_L_SETNS, VIA_L_COUNT };
+enum {
+    VIA_L_NOTIFY, VIA_L_ALLOW, VIA_L_EPERM, VIA_L_ENOSYS, VIA_L_SOCKET, VIA_L_SETSOCKOPT, VIA_L_SETSOCKOPT_IP,
+    VIA_L_SETSOCKOPT_IP6, VIA_L_NEWNET, VIA_L_SETNS, VIA_L_COUNT
+};
 
 struct via_asm {
     struct sock_filter *insn;
@@ -128,11 +141,22 @@ static void via_abi_block(struct via_asm *a, const struct via_abi *abi)
 
     via_bind(a, VIA_L_SETSOCKOPT); // setsockopt(fd, level, optname, ...)
     via_emit(a, BPF_LD | BPF_W | BPF_ABS, VIA_ARG_LO(1));
-    via_jump(a, BPF_JEQ, SOL_SOCKET, -1, VIA_L_ALLOW);
+    via_jump(a, BPF_JEQ, SOL_SOCKET, -1, VIA_L_SETSOCKOPT_IP);
     via_emit(a, BPF_LD | BPF_W | BPF_ABS, VIA_ARG_LO(2));
     via_jump(a, BPF_JEQ, SO_MARK, VIA_L_EPERM, -1);
     via_jump(a, BPF_JEQ, SO_BINDTODEVICE, VIA_L_EPERM, -1);
-    via_jump(a, BPF_JEQ, SO_BINDTOIFINDEX, VIA_L_EPERM, VIA_L_ALLOW);
+    via_jump(a, BPF_JEQ, SO_BINDTOIFINDEX, VIA_L_EPERM, -1);
+    via_jump(a, BPF_JEQ, SO_DONTROUTE, VIA_L_EPERM, VIA_L_ALLOW);
+    // IP_UNICAST_IF / IPV6_UNICAST_IF name an interface; the value is in memory, which a filter
+    // cannot read, so any is refused (the cgroup mechanism's guard lets 0 and IFACE pass).
+    via_bind(a, VIA_L_SETSOCKOPT_IP);
+    via_jump(a, BPF_JEQ, IPPROTO_IP, -1, VIA_L_SETSOCKOPT_IP6);
+    via_emit(a, BPF_LD | BPF_W | BPF_ABS, VIA_ARG_LO(2));
+    via_jump(a, BPF_JEQ, IP_UNICAST_IF, VIA_L_EPERM, VIA_L_ALLOW);
+    via_bind(a, VIA_L_SETSOCKOPT_IP6);
+    via_jump(a, BPF_JEQ, IPPROTO_IPV6, -1, VIA_L_ALLOW);
+    via_emit(a, BPF_LD | BPF_W | BPF_ABS, VIA_ARG_LO(2));
+    via_jump(a, BPF_JEQ, IPV6_UNICAST_IF, VIA_L_EPERM, VIA_L_ALLOW);
 
     via_bind(a, VIA_L_NEWNET); // unshare(flags), clone(flags, ...): flags is the first argument on x86 and arm64
     via_emit(a, BPF_LD | BPF_W | BPF_ABS, VIA_ARG_LO(0));
