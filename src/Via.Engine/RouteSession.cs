@@ -180,15 +180,17 @@ public sealed class RouteSession
         var program = ProgramLauncher.Start(spec, path, command, _output.Note);
         resolverFiles?.Dispose(); // exec'd (or failed): the files are needed no longer
         if (program.FailedStatus is { } failed) return failed;
+        var launched = new LaunchedProgram(program.Pid, program.SeccompListener, user);
         try
         {
-            Mechanism.Started(Tag, new LaunchedProgram(program.Pid, program.SeccompListener, user));
+            Mechanism.Started(Tag, launched);
         }
         catch (Exception e)
         {
             // Never a program running untagged: it dies before it can do anything on its own.
             Exec.Signal(program.Pid, 9);
             ProgramLauncher.Wait(program);
+            Mechanism.Finished(Tag, launched);
             _output.Note($"could not tag the program's sockets ({Mechanism.Name}): {Failure.Describe(e)}; it was stopped");
             return ExitCodes.ViaFailed;
         }
@@ -199,6 +201,7 @@ public sealed class RouteSession
         started?.Invoke(program.Pid);
         int status = ProgramLauncher.Wait(program);
         started?.Invoke(0);
+        Mechanism.Finished(Tag, launched);
         return status;
     }
 

@@ -72,6 +72,11 @@ public interface IMechanism
     /// Throwing fails the launch: the engine kills the program.</summary>
     void Started(TagRequest request, LaunchedProgram program) { }
 
+    /// <summary>After the program has exited and been reaped, before the route is left: e.g. let the
+    /// seccomp supervisor, which exits when its filter has no task left, leave the route's cgroup, so
+    /// that a route with no daemons is removed at once rather than by a reaper.</summary>
+    void Finished(TagRequest request, LaunchedProgram program) { }
+
     /// <summary>For <c>via gc</c>: removes what of this mechanism is on the host that no journal in
     /// <paramref name="known"/> accounts for (beyond the route cgroups, routes and rules the engine sweeps); a dry run only reports.</summary>
     IEnumerable<Collector.Removal> Sweep(IReadOnlyList<ActiveRoute> known, bool dryRun) => [];

@@ -16,7 +16,9 @@ public static class ProgramLauncher
     {
         var environment = spec.Environment.Select(e => $"{e.Key}={e.Value}").ToList();
         bool useStage = Environment.GetEnvironmentVariable("VIA_LAUNCHER") == "stage";
-        if (!useStage && Spawn.TryStart(spec.Cgroup, path, command, environment, spec.User, spec.Mounts) is { } started)
+        if (useStage && spec.SeccompListener)
+            throw new ViaException("the seccomp method needs the clone3 launch, which installs its filter between clone3 and execve; the launcher stage (VIA_LAUNCHER=stage) cannot");
+        if (!useStage && Spawn.TryStart(spec.Cgroup, path, command, environment, spec.User, spec.Mounts, spec.SeccompListener) is { } started)
         {
             int? failed = started.FailedAt switch
             {
@@ -25,10 +27,11 @@ public static class ProgramLauncher
                 Spawn.Stage.Exec => Fail(say, $"{command[0]}: cannot execute: {new KernelException("execve", path, started.Errno).Message}", ExitCodes.CannotExecute),
                 Spawn.Stage.Mounts => Fail(say, $"could not give the program its own resolver files: {Spawn.MountFailure(spec.Mounts, started.FailedMount, started.Errno).Message}"),
                 Spawn.Stage.Credentials => Fail(say, $"cannot run the program as {spec.User?.Describe()}: {new KernelException("setresuid", spec.User?.Name ?? "", started.Errno).Message}"),
+                Spawn.Stage.SeccompFilter => Fail(say, $"could not install the seccomp filter: {new KernelException("seccomp(SECCOMP_SET_MODE_FILTER)", "SECCOMP_FILTER_FLAG_NEW_LISTENER", started.Errno).Message}"),
                 _ => Fail(say, $"the program could not be started (stage {started.FailedAt})"),
             };
             if (failed is { } status) Spawn.Wait(started.Pid);
-            return new StartedProgram(started.Pid, null) { FailedStatus = failed };
+            return new StartedProgram(started.Pid, started.SeccompListener) { FailedStatus = failed };
         }
 
         // The launcher stage: this same binary, started without CLONE_INTO_CGROUP, given the spec as arguments.
@@ -38,6 +41,8 @@ public static class ProgramLauncher
             throw new ViaException("the seccomp method needs clone3 into a cgroup (Linux 5.7 or later), which this launch could not use");
         var stage = new List<string> { Environment.ProcessPath ?? "/proc/self/exe" };
         LaunchStage.AddArguments(stage, spec, path, command);
+        if (spec.SeccompListener)
+            throw new ViaException("the seccomp method needs the clone3 launch into a cgroup (Linux 5.7), which this kernel or build lacks");
         var plain = Spawn.TryStart(null, stage[0], stage, environment, null, [])
             ?? throw new ViaException("this kernel cannot start a process with clone3 (Linux 5.3 or later is needed)");
         return new StartedProgram(plain.Pid, null);
