@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Via.Kernel.Processes;
+using Via.Mechanisms.Seccomp;
 using Via.Planning;
 using Via.Planning.Dns;
 
@@ -36,6 +37,8 @@ public static class PlanPrinter
         Console.WriteLine($"# DNS: {dns.Describe()}");
         if (dns.Warning is { } warning) Console.WriteLine($"# warning: {warning}");
         Console.WriteLine($"# then: run {string.Join(' ', command)} in {plan.Membership} as {who?.Describe() ?? "root"}");
+        if (plan.Launch.SeccompListener)
+            Console.WriteLine($"#   with via's seccomp filter; its supervisor {SeccompMechanism.SupervisorName}, in the same cgroup, makes and marks every IPv4/IPv6 socket");
         Console.WriteLine("# when its last process exits, in reverse:");
         foreach (var change in plan.Changes.Reverse()) Console.WriteLine(change.UndoCommand);
     }

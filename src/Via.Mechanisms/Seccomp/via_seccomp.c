@@ -13,21 +13,20 @@
 //   carry the route's cgroup: the egress guard and the route's counters apply to them as to the
 //   program's own, and "the route's cgroup is populated" still means "the program runs" (this
 //   process exits when the last filtered task is gone, see below).
-// - It takes the program's identity before serving: gid, groups and uid (so the socket inode's
-//   owner, sk_uid, which `-m owner` and nft `skuid` match, is the program's user; sock_alloc takes
-//   it from the fsuid), keeping CAP_NET_ADMIN only, for SO_MARK. The kernel's checks at socket()
-//   then see the program's own rights: an unprivileged program asking for SOCK_RAW gets EPERM, as
-//   it would without via, not a raw socket made by root. A root program keeps root here.
-//   Not dumpable, and with a capability the program lacks, so the program (same uid) cannot
-//   ptrace it or take its fds; it can kill it, which only closes its own way to new sockets.
+// - It takes the program's identity before serving: gid, groups, and uid as its filesystem uid
+//   (so the socket inode's owner, sk_uid, which `-m owner` and nft `skuid` match, is the program's
+//   user: sock_alloc takes it from the fsuid), keeping CAP_NET_ADMIN only, for SO_MARK. The
+//   kernel's checks at socket() then see the program's own rights: an unprivileged program asking
+//   for SOCK_RAW gets EPERM, as it would without via, not a raw socket made by root. Its real and
+//   effective uid stay 0, so the program cannot signal, stop or ptrace it. A root program keeps
+//   root here (and can kill it, which only closes its own way to new sockets).
 // - It exits when the listener reports POLLHUP: every task using the filter is gone (5.11).
 //
 // Fail closed: when this process dies, the listener's last copy closes (via closes its own at
 // once), and the kernel answers every later (and every pending) notified socket() with ENOSYS.
 //
-// Fast path per socket(): NOTIF_RECV, NOTIF_ADDFD of a marked socket made in advance; then, while
-// the caller goes on, close and make the next one (socket, setsockopt(SO_MARK)). No allocation, no
-// /proc. SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (6.6) makes the kernel wake this process
+// Per socket(): NOTIF_RECV (blocked in it: a watcher thread sees POLLHUP), socket,
+// setsockopt(SO_MARK), NOTIF_ADDFD, close. No allocation, no /proc. SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (6.6) makes the kernel wake this process
 // and then the caller on the current CPU, a hand-off instead of two cross-CPU wake-ups.
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/fsuid.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -73,21 +73,24 @@ static void fail(const char *what)
     exit(125);
 }
 
-// Takes the program's uid, gid and groups, keeping CAP_NET_ADMIN (permitted and effective) only.
+// Takes the program's gid and groups, and its uid as the filesystem uid only (which is what a new
+// socket's owner is taken from), keeping CAP_NET_ADMIN (permitted and effective) only. The real,
+// effective and saved uids stay 0, so that the program, running as that uid, cannot signal this
+// process (kill -STOP would leave its route's cgroup populated for good); without capabilities,
+// uid 0 gives nothing the program's user does not have, file access going by the fsuid.
 static void become(unsigned uid, unsigned gid, int ngroups, const gid_t *groups)
 {
     if (setgroups((size_t)ngroups, groups) < 0) fail("setgroups");
     if (setresgid(gid, gid, gid) < 0) fail("setresgid");
     if (uid == 0) return; // a root program: root makes its sockets, as it would make them itself
-    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) fail("PR_SET_KEEPCAPS");
-    if (setresuid(uid, uid, uid) < 0) fail("setresuid");
+    (void)setfsuid(uid);
+    if ((unsigned)setfsuid((uid_t)-1) != uid) { errno = EPERM; fail("setfsuid"); }
     struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
     struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
     memset(data, 0, sizeof data);
     data[CAP_NET_ADMIN / 32].effective = data[CAP_NET_ADMIN / 32].permitted = 1u << (CAP_NET_ADMIN % 32);
     if (syscall(SYS_capset, &header, data) < 0) fail("capset");
-    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) fail("PR_SET_KEEPCAPS");
-    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) fail("PR_SET_DUMPABLE");
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail("PR_SET_NO_NEW_PRIVS");
 }
 
 static void answer_error(uint64_t id, int error)
@@ -96,14 +99,6 @@ static void answer_error(uint64_t id, int error)
     // ENOENT: the caller is gone or was interrupted; nothing to answer.
     (void)ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
 }
-
-// A marked socket made in advance for each of the last few kinds asked for (domain, type with
-// SOCK_NONBLOCK, protocol), so that the caller waits only for NOTIF_RECV and NOTIF_ADDFD: the next
-// one is made after the caller has its socket. Programs ask for one or two kinds (TCP and UDP,
-// IPv4 and IPv6), so four is plenty; a kind not in the cache is made while the caller waits.
-#define SPARES 4
-static struct spare { int domain, type, protocol, fd; } spares[SPARES];
-static int next_victim;
 
 // A new marked socket (close-on-exec here; the caller's flag is set by ADDFD), or -errno.
 static int make(int domain, int type, int protocol)
@@ -118,14 +113,8 @@ static int make(int domain, int type, int protocol)
     return fd;
 }
 
-static struct spare *find(int domain, int type, int protocol)
-{
-    for (int i = 0; i < SPARES; i++)
-        if (spares[i].fd >= 0 && spares[i].domain == domain && spares[i].type == type && spares[i].protocol == protocol)
-            return &spares[i];
-    return NULL;
-}
-
+// Made while the caller waits. (Sockets made in advance, handed over at once and replaced after,
+// measured no faster: with SYNC_WAKE_UP the caller wakes on this CPU and waits for the replacement.)
 static void serve(const struct seccomp_notif *req)
 {
     int domain = (int)req->data.args[0], type = (int)req->data.args[1], protocol = (int)req->data.args[2];
@@ -133,13 +122,9 @@ static void serve(const struct seccomp_notif *req)
         answer_error(req->id, EACCES);
         return;
     }
-    int kind = type & ~SOCK_CLOEXEC; // SOCK_NONBLOCK stays: it is a flag of the open file, which both fds share
-    struct spare *s = find(domain, kind, protocol);
-    int fd;
-    if (s != NULL) {
-        fd = s->fd;
-        s->fd = -1;
-    } else if ((fd = make(domain, kind, protocol)) < 0) {
+    // SOCK_NONBLOCK stays: it is a flag of the open file, which both fds share.
+    int fd = make(domain, type & ~SOCK_CLOEXEC, protocol);
+    if (fd < 0) {
         answer_error(req->id, -fd);
         return;
     }
@@ -152,26 +137,11 @@ static void serve(const struct seccomp_notif *req)
     };
     int r = ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, &add);
     int e = errno;
-    // On success the caller's socket() has returned the new fd. ENOENT: the caller is gone (or, on
-    // kernels before 5.19, was interrupted by a signal and will ask again): the socket was never
-    // the caller's, and is kept as the next spare. Anything else (EMFILE: the caller's fd table is
-    // full) is the caller's answer.
-    if (r < 0 && e == ENOENT) {
-        if (s == NULL) s = &spares[next_victim++ % SPARES];
-        if (s->fd >= 0) close(s->fd);
-        *s = (struct spare){ domain, kind, protocol, fd };
-        return;
-    }
     close(fd);
-    if (r < 0) answer_error(req->id, e);
-    // The next one of this kind, while the caller goes on.
-    if (s == NULL) {
-        s = &spares[next_victim++ % SPARES];
-        if (s->fd >= 0) close(s->fd);
-        s->fd = -1;
-    }
-    int next = make(domain, kind, protocol);
-    if (next >= 0) *s = (struct spare){ domain, kind, protocol, next };
+    // On success the caller's socket() has returned the new fd. ENOENT: the caller is gone (or, on
+    // kernels before 5.19, was interrupted by a signal and will ask again). Anything else (EMFILE:
+    // the caller's fd table is full) is the caller's answer.
+    if (r < 0 && e != ENOENT) answer_error(req->id, e);
 }
 
 // Exits when no task uses the filter any more (POLLHUP). A thread of its own, so that the main
@@ -236,7 +206,6 @@ int main(int argc, char **argv)
         if (i != listener && dup2(null, i) < 0) fail("dup2");
     if (null > 2 && null != listener) close(null);
 
-    for (int i = 0; i < SPARES; i++) spares[i].fd = -1;
     // After become(): the thread shares this one's credentials (capset is per thread).
     pthread_t watcher;
     int e = pthread_create(&watcher, NULL, watch_hangup, NULL);

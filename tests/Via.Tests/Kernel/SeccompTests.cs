@@ -369,10 +369,13 @@ public sealed class SeccompTests(TopologyFixture fixture, ITestOutputHelper outp
             int pid = int.Parse(via.StandardOutput.ReadLine()!, CultureInfo.InvariantCulture);
             var supervisors = SupervisorsBeside(pid);
             int supervisor = Assert.Single(supervisors);
-            // Its owner is the program's user, with only CAP_NET_ADMIN.
+            // It runs with the program's filesystem uid, and only CAP_NET_ADMIN.
             string status = File.ReadAllText($"/proc/{supervisor}/status");
-            Assert.Contains("Uid:\t65534\t65534\t65534\t65534", status);
+            Assert.Contains("Uid:\t0\t0\t0\t65534", status); // uid 0 without capabilities: the program cannot signal it; fsuid: the sockets are its user's
             Assert.Contains("CapEff:\t0000000000001000", status);
+            // So the program's user cannot stop it (which would keep the route populated) nor kill it.
+            var stop = Topology.Run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "kill", "-STOP", supervisor.ToString(CultureInfo.InvariantCulture)]);
+            Assert.NotEqual(0, stop.Code);
             Assert.Equal(0, Topology.Run("kill", ["-KILL", supervisor.ToString(CultureInfo.InvariantCulture)]).Code);
             Kernel.Via.WaitUntil(() => !Directory.Exists($"/proc/{supervisor}") || File.ReadAllText($"/proc/{supervisor}/stat").Contains(") Z "), "the supervisor to die");
             via.StandardInput.WriteLine();
