@@ -16,8 +16,6 @@ public static class ProgramLauncher
     {
         var environment = spec.Environment.Select(e => $"{e.Key}={e.Value}").ToList();
         bool useStage = Environment.GetEnvironmentVariable("VIA_LAUNCHER") == "stage";
-        if (useStage && spec.SeccompListener)
-            throw new ViaException("the seccomp method needs the clone3 launch, which installs its filter between clone3 and execve; the launcher stage (VIA_LAUNCHER=stage) cannot");
         if (!useStage && Spawn.TryStart(spec.Cgroup, path, command, environment, spec.User, spec.Mounts, spec.SeccompListener) is { } started)
         {
             int? failed = started.FailedAt switch
@@ -41,8 +39,6 @@ public static class ProgramLauncher
             throw new ViaException("the seccomp method needs clone3 into a cgroup (Linux 5.7 or later), which this launch could not use");
         var stage = new List<string> { Environment.ProcessPath ?? "/proc/self/exe" };
         LaunchStage.AddArguments(stage, spec, path, command);
-        if (spec.SeccompListener)
-            throw new ViaException("the seccomp method needs the clone3 launch into a cgroup (Linux 5.7), which this kernel or build lacks");
         var plain = Spawn.TryStart(null, stage[0], stage, environment, null, [])
             ?? throw new ViaException("this kernel cannot start a process with clone3 (Linux 5.3 or later is needed)");
         return new StartedProgram(plain.Pid, null);

@@ -12,7 +12,7 @@ namespace Via.Tests.Kernel;
 /// after exit and after SIGKILL of via + gc; and what is the mechanism's own: SO_MARK and
 /// SO_BINDTODEVICE refused, socket() fails once the supervisor is killed, the sockets' owner is the
 /// program's user, and the egress guard sees the supervisor's sockets.
-/// This class has its own topology, state directory and tables (23300-23399).
+/// This class has its own topology, state directory and tables (23300-23349).
 /// </summary>
 public sealed class SeccompTests(TopologyFixture fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture>, IDisposable
 {
@@ -24,7 +24,7 @@ public sealed class SeccompTests(TopologyFixture fixture, ITestOutputHelper outp
     private static string WriteConfig()
     {
         string file = Path.Combine(Path.GetTempPath(), $"via-test-seccomp-{Guid.NewGuid():N}.conf");
-        File.WriteAllText(file, "tables = 23300-23399\n");
+        File.WriteAllText(file, "tables = 23300-23349\n"); // 23350-23399: its contract row (SeccompContract)
         return file;
     }
 

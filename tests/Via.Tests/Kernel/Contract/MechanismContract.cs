@@ -241,3 +241,10 @@ public sealed class CgroupContract(TopologyFixture fixture, ITestOutputHelper ou
     protected override string Method => "cgroup";
     protected override uint FirstTable => 23500;
 }
+
+/// <summary>The contract's row for the seccomp user-notification mechanism (its own checks: SeccompTests).</summary>
+public sealed class SeccompContract(TopologyFixture fixture, ITestOutputHelper output) : MechanismContract(fixture, output)
+{
+    protected override string Method => "seccomp";
+    protected override uint FirstTable => 23350;
+}
