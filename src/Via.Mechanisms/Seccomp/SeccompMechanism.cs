@@ -54,6 +54,33 @@ public sealed class SeccompMechanism : IMechanism
         return new MechanismProbe(true, $"seccomp user notification with ADDFD_FLAG_SEND (kernel {kernel}); supervisor {supervisor}");
     }
 
+    /// <summary>
+    /// For doctor (as root): starts /bin/true with the filter, as a run would, and checks the
+    /// listener comes back (no supervisor answers it; true opens no socket). Catches a kernel or a
+    /// container's own filter that refuses via's.
+    /// </summary>
+    public string? Verify(HostView host)
+    {
+        string? program = new[] { "/bin/true", "/usr/bin/true" }.FirstOrDefault(File.Exists);
+        if (program is null) return null; // nothing harmless to start: the probe's answer stands
+        try
+        {
+            var started = Spawn.TryStart(null, program, [program], [], who: null, seccompListener: true);
+            if (started is null) return "this kernel or build has no clone3 launch, which the seccomp filter needs";
+            using var listener = started.SeccompListener;
+            Spawn.Wait(started.Pid);
+            if (started.FailedAt == Spawn.Stage.SeccompFilter)
+                return new KernelException("seccomp(SECCOMP_SET_MODE_FILTER)", "SECCOMP_FILTER_FLAG_NEW_LISTENER", started.Errno).Message;
+            if (started.FailedAt != Spawn.Stage.None) return $"a test program with the filter could not start (stage {started.FailedAt}, errno {started.Errno})";
+            if (listener is null) return "the seccomp filter gave no listener";
+        }
+        catch (KernelException e)
+        {
+            return e.Message;
+        }
+        return null;
+    }
+
     public IReadOnlyList<HostChange> Tag(TagRequest request) => [];
 
     public LaunchAdditions Launch(TagRequest request) => new(new Dictionary<string, string>(), SeccompListener: true);

@@ -109,6 +109,22 @@ public sealed class SeccompTests(TopologyFixture fixture, ITestOutputHelper outp
         ? uint.Parse(text.AsSpan(2), NumberStyles.HexNumber, CultureInfo.InvariantCulture)
         : uint.Parse(text, CultureInfo.InvariantCulture);
 
+    [RootFact]
+    public void Doctor_finds_the_method_usable_and_auto_keeps_cgroup_first()
+    {
+        var r = Via_("doctor", "--json");
+        using var doc = JsonDocument.Parse(r.Out);
+        var checks = doc.RootElement.EnumerateArray().ToDictionary(c => c.GetProperty("check").GetString()!, c => c);
+        Assert.Equal("ok", checks["method seccomp"].GetProperty("status").GetString());
+        Assert.Contains("ADDFD_FLAG_SEND", checks["method seccomp"].GetProperty("detail").GetString());
+        Assert.Contains("uses cgroup", checks["method auto"].GetProperty("detail").GetString());
+        // --dry-run says how the program would be tagged.
+        var dry = Via_("run", "--method", "seccomp", "--dev", "up2", "--dry-run", "--", "/bin/true");
+        Assert.Equal(0, dry.Code);
+        Assert.Contains("mechanism seccomp", dry.Out);
+        Assert.Contains("via-seccomp", dry.Out);
+    }
+
     public static TheoryData<string, string, string> Programs => new()
     {
         { "curl", "tcp", Topology.Server4 },
