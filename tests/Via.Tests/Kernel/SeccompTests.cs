@@ -390,6 +390,29 @@ public sealed class SeccompTests(TopologyFixture fixture, ITestOutputHelper outp
     }
 
     [RootFact]
+    public void Other_abis_and_high_argument_bits_do_not_pass_the_filter()
+    {
+        // A 64-bit program can make x32 calls (nr | __X32_SYSCALL_BIT), and pass a domain with high
+        // bits set (the kernel reads an int): the first are refused, the second is still notified.
+        // (The i386 path, int $0x80, needs IA32 emulation; seccomp_abi.c has it behind ABI_I386.)
+        string dir = Directory.CreateTempSubdirectory("via-seccomp-abi-").FullName;
+        try
+        {
+            string binary = Path.Combine(dir, "abi");
+            var cc = Topology.Run("gcc", ["-O2", "-Wall", "-Wextra", "-Werror", "-o", binary,
+                Path.Combine(ViaBinary.RepositoryRoot, "tests", "Via.Tests", "Kernel", "Scripts", "seccomp_abi.c")]);
+            Assert.True(cc.Code == 0, "gcc: " + cc.Err);
+            var r = Seccomp(binary);
+            Assert.Equal(0, r.Code);
+            Assert.Equal(["x32 socket error 38", "x64 socket, high bits in the domain fd marked"], r.Out.Trim().Split('\n'));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [RootFact]
     public void The_egress_guard_sees_the_supervisors_sockets()
     {
         // A datagram whose IP_PKTINFO names up1: the egress guard on the route's cgroup refuses it,
