@@ -1,0 +1,223 @@
+// via-tagger: the privileged half of via's preload mechanism (src/Via.Mechanisms/Preload).
+//
+//   via-tagger --name NAME --cgroup PATH --cgroup-dir DIR --mark MARK
+//
+// Listens on the abstract Unix address NAME (SOCK_SEQPACKET) of its network namespace. Each
+// request is one byte with a socket descriptor (SCM_RIGHTS) and the sender's credentials
+// (SCM_CREDENTIALS, checked by the kernel); the answer is an int: 0 when the socket now carries
+// MARK (SO_MARK, which needs CAP_NET_ADMIN: the program itself may be unprivileged), else an errno.
+//
+// Only processes in the route's cgroup get their sockets marked: the sender's pid must be in PATH
+// (as /proc/PID/cgroup shows the cgroup2 hierarchy) or below it. Anyone else gets EACCES.
+// Only AF_INET and AF_INET6 sockets are marked (EAFNOSUPPORT otherwise).
+//
+// Started by via (run as root, before the program): it binds and listens, forks, and the parent
+// prints the child's pid on stdout and exits; the child, in a session of its own with stdio on
+// /dev/null, serves until SIGTERM, or until DIR (the route's cgroup) is gone: a tagger outlives
+// neither its route nor a crashed via whose route 'via gc' removed. Errors before serving are one
+// line on stdout, exit status 1.
+//
+// One thread, epoll, no allocation per request: the only per-request cost is the system calls
+// (recvmsg, getsockopt, setsockopt, close, sendmsg) and a read of /proc/PID/cgroup the first time
+// a connection sends on behalf of a pid.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CONNECTIONS 65536 // descriptors; the per-connection state is indexed by descriptor
+#define CHECK_SECONDS 2       // how often the route's cgroup is looked for
+
+static const char *name, *cgroup, *cgroup_dir;
+static size_t cgroup_length;
+static unsigned int mark;
+static pid_t verified[MAX_CONNECTIONS]; // per connection: the last pid found in the route's cgroup
+static volatile sig_atomic_t stopping;
+
+static void on_term(int signal) { (void)signal; stopping = 1; }
+
+static int fail(const char *what, int error)
+{
+    printf("via-tagger: %s: %s\n", what, strerror(error));
+    fflush(stdout);
+    return 1;
+}
+
+// True if pid is in the route's cgroup or below it (the cgroup2 line "0::PATH" of /proc/PID/cgroup).
+static int in_route(pid_t pid)
+{
+    static char buffer[8192];
+    char file[64];
+    snprintf(file, sizeof(file), "/proc/%d/cgroup", (int)pid);
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buffer, sizeof(buffer) - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buffer[n] = 0;
+    for (char *line = buffer; line && *line; ) {
+        char *end = strchr(line, '\n');
+        if (end) *end = 0;
+        if (strncmp(line, "0::", 3) == 0) {
+            const char *path = line + 3;
+            return strncmp(path, cgroup, cgroup_length) == 0 && (path[cgroup_length] == 0 || path[cgroup_length] == '/');
+        }
+        line = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+static void drop(int epoll, int conn)
+{
+    epoll_ctl(epoll, EPOLL_CTL_DEL, conn, NULL);
+    close(conn);
+    if (conn < MAX_CONNECTIONS) verified[conn] = 0;
+}
+
+// Serves one request on conn; false when the connection is done.
+static int serve(int conn)
+{
+    char byte;
+    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+    union {
+        char buffer[CMSG_SPACE(sizeof(int) * 4) + CMSG_SPACE(sizeof(struct ucred))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buffer, .msg_controllen = sizeof(control.buffer) };
+    ssize_t n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (n < 0) return errno == EAGAIN || errno == EINTR;
+    if (n == 0) return 0;
+    int fds[4], nfds = 0;
+    struct ucred *creds = NULL;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET) continue;
+        if (c->cmsg_type == SCM_RIGHTS) {
+            size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < count && nfds < 4; i++) memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+        } else if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(struct ucred))) {
+            creds = (struct ucred *)CMSG_DATA(c);
+        }
+    }
+    int answer = 0;
+    if (nfds != 1 || (msg.msg_flags & MSG_CTRUNC)) answer = EINVAL;
+    else if (!creds || creds->pid <= 0) answer = EACCES;
+    else if (conn < MAX_CONNECTIONS && verified[conn] == creds->pid) answer = 0;
+    else if (in_route(creds->pid)) { if (conn < MAX_CONNECTIONS) verified[conn] = creds->pid; }
+    else answer = EACCES;
+    if (answer == 0) {
+        int domain;
+        socklen_t length = sizeof(domain);
+        if (getsockopt(fds[0], SOL_SOCKET, SO_DOMAIN, &domain, &length) < 0) answer = errno;
+        else if (domain != AF_INET && domain != AF_INET6) answer = EAFNOSUPPORT;
+        else if (setsockopt(fds[0], SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0) answer = errno;
+    }
+    for (int i = 0; i < nfds; i++) close(fds[i]);
+    if (send(conn, &answer, sizeof(answer), MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(answer)) return 0;
+    return 1;
+}
+
+static int route_exists(void)
+{
+    struct stat st;
+    return stat(cgroup_dir, &st) == 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *mark_text = NULL;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--name") == 0) name = argv[i + 1];
+        else if (strcmp(argv[i], "--cgroup") == 0) cgroup = argv[i + 1];
+        else if (strcmp(argv[i], "--cgroup-dir") == 0) cgroup_dir = argv[i + 1];
+        else if (strcmp(argv[i], "--mark") == 0) mark_text = argv[i + 1];
+    }
+    struct sockaddr_un address;
+    if (!name || !cgroup || !cgroup_dir || !mark_text || cgroup[0] != '/' || strlen(name) + 1 > sizeof(address.sun_path)) {
+        printf("via-tagger: usage: via-tagger --name NAME --cgroup PATH --cgroup-dir DIR --mark MARK\n");
+        return 2;
+    }
+    cgroup_length = strlen(cgroup);
+    while (cgroup_length > 1 && cgroup[cgroup_length - 1] == '/') cgroup_length--;
+    if (cgroup_length == 1) cgroup_length = 0; // the root: every process
+    char *end;
+    errno = 0;
+    unsigned long value = strtoul(mark_text, &end, 0);
+    if (errno || *end || value > 0xffffffffUL) return fail("--mark", EINVAL);
+    mark = (unsigned int)value;
+
+    struct rlimit files = { MAX_CONNECTIONS, MAX_CONNECTIONS };
+    setrlimit(RLIMIT_NOFILE, &files); // best effort: descriptors above the limit are refused below
+
+    int listener = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (listener < 0) return fail("socket", errno);
+    memset(&address, 0, sizeof(address));
+    address.sun_family = AF_UNIX;
+    memcpy(address.sun_path + 1, name, strlen(name));
+    if (bind(listener, (struct sockaddr *)&address, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name))) < 0)
+        return fail(name, errno);
+    if (listen(listener, 512) < 0) return fail("listen", errno);
+
+    fflush(stdout);
+    pid_t child = fork();
+    if (child < 0) return fail("fork", errno);
+    if (child > 0) {
+        printf("%d\n", (int)child);
+        return 0;
+    }
+    setsid();
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) { dup2(null, 0); dup2(null, 1); dup2(null, 2); if (null > 2) close(null); }
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    struct sigaction term = { .sa_handler = on_term };
+    sigaction(SIGTERM, &term, NULL);
+
+    int epoll = epoll_create1(EPOLL_CLOEXEC);
+    if (epoll < 0) return 1;
+    struct epoll_event event = { .events = EPOLLIN, .data.fd = listener };
+    if (epoll_ctl(epoll, EPOLL_CTL_ADD, listener, &event) < 0) return 1;
+
+    int seen_route = route_exists();
+    struct timespec last, now;
+    clock_gettime(CLOCK_MONOTONIC, &last);
+    struct epoll_event events[64];
+    while (!stopping) {
+        int n = epoll_wait(epoll, events, 64, CHECK_SECONDS * 1000);
+        if (n < 0 && errno != EINTR) return 1;
+        for (int i = 0; i < n; i++) {
+            int fd = events[i].data.fd;
+            if (fd == listener) {
+                int conn;
+                while ((conn = accept4(listener, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+                    struct epoll_event e = { .events = EPOLLIN, .data.fd = conn };
+                    if (conn >= MAX_CONNECTIONS || epoll_ctl(epoll, EPOLL_CTL_ADD, conn, &e) < 0) { close(conn); continue; }
+                    // Explicit credentials reach recvmsg only on a socket with SO_PASSCRED.
+                    int on = 1;
+                    setsockopt(conn, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on));
+                    verified[conn] = 0;
+                }
+            } else if ((events[i].events & EPOLLIN) ? !serve(fd) : 1) {
+                drop(epoll, fd);
+            }
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - last.tv_sec >= CHECK_SECONDS) {
+            last = now;
+            if (route_exists()) seen_route = 1;
+            else if (seen_route) break; // the route is gone: so is its tagger
+        }
+    }
+    return 0;
+}
