@@ -11,9 +11,9 @@
 // (as /proc/PID/cgroup shows the cgroup2 hierarchy) or below it. Anyone else gets EACCES.
 // Only AF_INET and AF_INET6 sockets are marked (EAFNOSUPPORT otherwise).
 //
-// Started by via (run as root, before the program): it binds and listens, forks, and the parent
-// prints the child's pid on stdout and exits; the child, in a session of its own with stdio on
-// /dev/null, serves until SIGTERM, or until DIR (the route's cgroup) is gone: a tagger outlives
+// Started by via (run as root, before the program): it forks; the child, in a session of its own,
+// binds and listens, and says so to the parent, which prints the child's pid on stdout and exits;
+// the child, with stdio on /dev/null, serves until SIGTERM, or until DIR (the route's cgroup) is gone: a tagger outlives
 // neither its route nor a crashed via whose route 'via gc' removed. Errors before serving are one
 // line on stdout, exit status 1.
 //
@@ -159,23 +159,42 @@ int main(int argc, char **argv)
     struct rlimit files = { MAX_CONNECTIONS, MAX_CONNECTIONS };
     setrlimit(RLIMIT_NOFILE, &files); // best effort: descriptors above the limit are refused below
 
-    int listener = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (listener < 0) return fail("socket", errno);
-    memset(&address, 0, sizeof(address));
-    address.sun_family = AF_UNIX;
-    memcpy(address.sun_path + 1, name, strlen(name));
-    if (bind(listener, (struct sockaddr *)&address, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name))) < 0)
-        return fail(name, errno);
-    if (listen(listener, 512) < 0) return fail("listen", errno);
-
+    // Fork first, so that the process that listens is the one that stays: its pid is what a
+    // connection's SO_PEERCRED names (how via finds it to stop it). The parent waits for the
+    // child's word on a pipe, prints the child's pid (or its error) and exits.
+    int ready[2];
+    if (pipe2(ready, O_CLOEXEC) < 0) return fail("pipe", errno);
     fflush(stdout);
     pid_t child = fork();
     if (child < 0) return fail("fork", errno);
     if (child > 0) {
-        printf("%d\n", (int)child);
-        return 0;
+        close(ready[1]);
+        char word[256];
+        ssize_t n, got = 0;
+        while (got < (ssize_t)sizeof(word) - 1 && (n = read(ready[0], word + got, sizeof(word) - 1 - got)) != 0) {
+            if (n < 0) { if (errno == EINTR) continue; break; }
+            got += n;
+        }
+        word[got] = 0;
+        if (strcmp(word, "ok") == 0) { printf("%d\n", (int)child); return 0; }
+        printf("%s\n", got > 0 ? word : "via-tagger: the serving process died before it was ready");
+        return 1;
     }
+    close(ready[0]);
     setsid();
+    int listener = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    memset(&address, 0, sizeof(address));
+    address.sun_family = AF_UNIX;
+    memcpy(address.sun_path + 1, name, strlen(name));
+    const char *failed = listener < 0 ? "socket"
+        : bind(listener, (struct sockaddr *)&address, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name))) < 0 ? "bind"
+        : listen(listener, 512) < 0 ? "listen" : NULL;
+    if (failed) {
+        dprintf(ready[1], "via-tagger: %s @%s: %s", failed, name, strerror(errno));
+        _exit(1);
+    }
+    if (write(ready[1], "ok", 2) != 2) _exit(1);
+    close(ready[1]);
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null >= 0) { dup2(null, 0); dup2(null, 1); dup2(null, 2); if (null > 2) close(null); }
     signal(SIGPIPE, SIG_IGN);
