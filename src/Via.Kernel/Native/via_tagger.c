@@ -32,6 +32,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -155,6 +156,9 @@ int main(int argc, char **argv)
     unsigned long value = strtoul(mark_text, &end, 0);
     if (errno || *end || value > 0xffffffffUL) return fail("--mark", EINVAL);
     mark = (unsigned int)value;
+
+    // Nothing of via's (a lock, a journal, a pipe) may stay open here: this process outlives via.
+    syscall(SYS_close_range, 3, ~0U, 0);
 
     struct rlimit files = { MAX_CONNECTIONS, MAX_CONNECTIONS };
     setrlimit(RLIMIT_NOFILE, &files); // best effort: descriptors above the limit are refused below
