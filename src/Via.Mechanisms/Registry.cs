@@ -8,6 +8,7 @@ public static class Registry
     public static readonly IReadOnlyList<IMechanism> All =
     [
         new Cgroup.CgroupBpfMechanism(),
+        new Preload.PreloadMechanism(),
     ];
 
     /// <summary>The mechanism of that name, or null.</summary>
