@@ -44,7 +44,7 @@ public sealed class PreloadMechanism : IMechanism
         if (!File.Exists(TaggerPath)) return new(false, $"{TaggerPath} is missing (built next to via by 'dotnet publish src/Via.Cli -c Release -o bin')");
         // ld.so splits LD_PRELOAD at spaces and colons.
         if (LibraryPath.AsSpan().IndexOfAny(' ', ':') >= 0) return new(false, $"{LibraryPath}: LD_PRELOAD cannot name a path with a space or a colon");
-        return new(true, $"{LibraryPath} and {TaggerPath}; dynamically linked programs only");
+        return new(true, $"{LibraryPath} and {TaggerPath}");
     }
 
     public string? Refuse(ProgramImage program) =>

@@ -22,7 +22,7 @@ public sealed record StartTagger(string RouteId, string Address, string Cgroup, 
     /// <summary>What <c>ps</c> and /proc/PID/comm show for a tagger.</summary>
     public const string ProcessName = "via-tagger";
 
-    public static ChangeCodec Codec { get; } = new(KindName, Read);
+    public static readonly ChangeCodec Codec = new(KindName, Read);
 
     public override string Kind => KindName;
 
