@@ -421,6 +421,22 @@ public sealed class PreloadTests(TopologyFixture fixture, ITestOutputHelper outp
     private static string PythonList(IEnumerable<string> items) =>
         "[" + string.Join(", ", items.Select(a => "'" + a.Replace("\\", "\\\\").Replace("'", "\\'").Replace("\n", "\\n") + "'")) + "]";
 
+    [RootFact]
+    public void Glibcs_own_resolver_is_not_preloaded_and_its_queries_are_refused_not_leaked()
+    {
+        // glibc's resolver makes its socket inside libc (not through the interposable socket()):
+        // untagged, its query takes the main table (up1) and the egress guard drops it. Documented in
+        // the README; this proves it fails closed.
+        const string lookup = "import socket\ntry: print(socket.getaddrinfo('" + global::Via.Cli.Internal.WhoamiServer.TestName + "', 80, socket.AF_INET)[0][4][0])\nexcept OSError as e: print('error', e.strerror)";
+        int isp1 = T.ServerLog(1).Count, isp2 = T.ServerLog(2).Count;
+        var r = Preload([Clients.Python, "-c", lookup], "--dns", Topology.Server4);
+        Assert.Equal(0, r.Code);
+        Assert.StartsWith("error", r.Out.Trim());
+        Assert.Equal("", r.Err);
+        Assert.Equal(isp1, T.ServerLog(1).Count); // the query never reached the default route's side
+        Assert.Equal(isp2, T.ServerLog(2).Count);
+    }
+
     private static void Exec(string[] command)
     {
         var r = Topology.Run(command[0], command[1..]);
