@@ -10,7 +10,7 @@ namespace Via.Tests.Kernel;
 /// <summary>
 /// The contract (issue 8, section 3) for <c>via run --method preload</c>: the LD_PRELOAD library
 /// and its root tagger, in this class's topology, with real programs; the uplink is the one the
-/// server saw. Its own state directory (/run/via-test-preload) and tables (23400-23499). Every
+/// server saw. Its own state directory (/run/via-test-preload) and tables (23400-23449; its contract row, 23450-23499). Every
 /// check of "nothing left" looks at this class's own objects only (its namespace, its journals,
 /// its routes' cgroups and taggers), so other classes and worktrees may run at the same time.
 /// </summary>
@@ -29,7 +29,7 @@ public sealed class PreloadTests(TopologyFixture fixture, ITestOutputHelper outp
             if (!File.Exists(file))
             {
                 Directory.CreateDirectory(State);
-                File.WriteAllText(file, "tables = 23400-23499\n");
+                File.WriteAllText(file, "tables = 23400-23449\n");
             }
             return file;
         }
