@@ -28,7 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -128,6 +130,21 @@ static int serve(int conn)
     return 1;
 }
 
+// Keeps only CAP_NET_ADMIN (SO_MARK), for good: the tagger takes descriptors from unprivileged
+// programs, so it holds no power it does not use. It stays uid 0, which is what the library checks
+// its peer for; reading /proc/PID/cgroup (mode 0444) and the route's cgroup directory needs nothing.
+static int keep_only_net_admin(void)
+{
+    for (int cap = 0; cap < 64; cap++)
+        if (cap != CAP_NET_ADMIN && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno == EINVAL) break; // past the last capability
+    struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof(data));
+    data[CAP_NET_ADMIN / 32].effective = data[CAP_NET_ADMIN / 32].permitted = 1u << (CAP_NET_ADMIN % 32);
+    if (syscall(SYS_capset, &header, data) < 0) return -1;
+    return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}
+
 static int route_exists(void)
 {
     struct stat st;
@@ -193,6 +210,7 @@ int main(int argc, char **argv)
     const char *failed = listener < 0 ? "socket"
         : bind(listener, (struct sockaddr *)&address, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name))) < 0 ? "bind"
         : listen(listener, 512) < 0 ? "listen" : NULL;
+    if (!failed && keep_only_net_admin() < 0) failed = "dropping capabilities";
     if (failed) {
         dprintf(ready[1], "via-tagger: %s @%s: %s", failed, name, strerror(errno));
         _exit(1);
