@@ -8,7 +8,9 @@
 // MARK (SO_MARK, which needs CAP_NET_ADMIN: the program itself may be unprivileged), else an errno.
 //
 // Only processes in the route's cgroup get their sockets marked: the sender's pid must be in PATH
-// (as /proc/PID/cgroup shows the cgroup2 hierarchy) or below it. Anyone else gets EACCES.
+// (as /proc/PID/cgroup shows the cgroup2 hierarchy) or below it, when it connects and for every
+// request (the kernel attaches the sending process's credentials, so a connection handed to a
+// process outside the route is of no use to it). Anyone else is hung up on, or gets EACCES.
 // Only AF_INET and AF_INET6 sockets are marked (EAFNOSUPPORT otherwise).
 //
 // Started by via (run as root, before the program): it forks; the child, in a session of its own,
@@ -242,12 +244,20 @@ int main(int argc, char **argv)
             if (fd == listener) {
                 int conn;
                 while ((conn = accept4(listener, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+                    // Only processes of the route may hold a connection (anyone in the network
+                    // namespace can connect to an abstract address): a stranger is hung up on at once.
+                    struct ucred peer;
+                    socklen_t length = sizeof(peer);
                     struct epoll_event e = { .events = EPOLLIN, .data.fd = conn };
-                    if (conn >= MAX_CONNECTIONS || epoll_ctl(epoll, EPOLL_CTL_ADD, conn, &e) < 0) { close(conn); continue; }
-                    // Explicit credentials reach recvmsg only on a socket with SO_PASSCRED.
+                    if (conn >= MAX_CONNECTIONS || getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &peer, &length) < 0 || !in_route(peer.pid)
+                        || epoll_ctl(epoll, EPOLL_CTL_ADD, conn, &e) < 0) {
+                        close(conn);
+                        continue;
+                    }
+                    // The credentials the kernel attaches to each request reach recvmsg only with SO_PASSCRED here.
                     int on = 1;
                     setsockopt(conn, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on));
-                    verified[conn] = 0;
+                    verified[conn] = peer.pid;
                 }
             } else if ((events[i].events & EPOLLIN) ? !serve(fd) : 1) {
                 drop(epoll, fd);
