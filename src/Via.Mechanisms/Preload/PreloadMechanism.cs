@@ -44,33 +44,29 @@ public sealed class PreloadMechanism : IMechanism
         if (!File.Exists(TaggerPath)) return new(false, $"{TaggerPath} is missing (built next to via by 'dotnet publish src/Via.Cli -c Release -o bin')");
         // ld.so splits LD_PRELOAD at spaces and colons.
         if (LibraryPath.AsSpan().IndexOfAny(' ', ':') >= 0) return new(false, $"{LibraryPath}: LD_PRELOAD cannot name a path with a space or a colon");
+        // A program run as another user (--user, sudo's invoking user) must be able to load it: else
+        // ld.so says so on the program's stderr and runs it without (the egress guard then refuses its packets).
+        if (NotReadableByAll(LibraryPath) is { } closed) return new(false, $"{closed} is not readable by every user, so a program run as another user could not load {LibraryName}");
         return new(true, $"{LibraryPath} and {TaggerPath}");
+    }
+
+    /// <summary>The first of the file and its directories that others cannot read (or search), or null.</summary>
+    private static string? NotReadableByAll(string file)
+    {
+        if ((File.GetUnixFileMode(file) & UnixFileMode.OtherRead) == 0) return file;
+        for (string? dir = Path.GetDirectoryName(file); !string.IsNullOrEmpty(dir); dir = Path.GetDirectoryName(dir))
+            if ((File.GetUnixFileMode(dir) & UnixFileMode.OtherExecute) == 0) return dir;
+        return null;
     }
 
     public string? Refuse(ProgramImage program) =>
         program.Static ? $"{program.Path} is statically linked: LD_PRELOAD cannot reach it; use --method cgroup or seccomp"
         : program.SetId ? $"{program.Path} is set-user-ID or set-group-ID: the loader ignores LD_PRELOAD for it; use --method cgroup or seccomp"
-        : ElfKind(program.Path) is { } kind && ElfKind(LibraryPath) is { } ours && kind != ours
+        : ProgramFile.Kind(program.Path) is { } kind && ProgramFile.Kind(LibraryPath) is { } ours && kind != ours
             ? $"{program.Path} is built for another architecture or word size than {LibraryName}: the loader would not preload it; use --method cgroup or seccomp"
+        : ProgramFile.IsGo(program.Path)
+            ? $"{program.Path} is a Go program: it makes its sockets with system calls of its own, which LD_PRELOAD cannot see; use --method cgroup or seccomp"
         : null;
-
-    /// <summary>An ELF file's class (32/64-bit), byte order and machine; null if it is not ELF (a script).</summary>
-    private static (byte Class, byte Order, ushort Machine)? ElfKind(string path)
-    {
-        Span<byte> header = stackalloc byte[20];
-        try
-        {
-            using var file = File.OpenHandle(path);
-            if (RandomAccess.Read(file, header, 0) < header.Length) return null;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return null;
-        }
-        if (header[0] != 0x7f || header[1] != (byte)'E' || header[2] != (byte)'L' || header[3] != (byte)'F') return null;
-        ushort machine = header[5] == 2 ? (ushort)(header[18] << 8 | header[19]) : (ushort)(header[19] << 8 | header[18]);
-        return (header[4], header[5], machine);
-    }
 
     public IReadOnlyList<HostChange> Tag(TagRequest request) =>
         [new StartTagger(request.RouteId, StartTagger.AddressOf(request.RouteId), CgroupBelowRoot(request), request.Cgroup, request.Mark)];

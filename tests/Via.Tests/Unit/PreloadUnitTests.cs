@@ -58,4 +58,27 @@ public sealed class PreloadUnitTests
         Assert.Null(m.Refuse(new ProgramImage("/usr/bin/curl", Static: false, SetId: false)));
         Assert.DoesNotContain("\n", m.Refuse(new ProgramImage("/bin/busybox", Static: true, SetId: false))!, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_go_program_is_refused_it_makes_its_sockets_without_libc()
+    {
+        // A stand-in: /bin/true with the section every Go binary has (objcopy, from binutils, which the C toolchain brings).
+        string fake = Path.Combine(Path.GetTempPath(), $"via-fake-go-{Guid.NewGuid():N}");
+        string empty = fake + ".section";
+        File.WriteAllBytes(empty, [0]);
+        try
+        {
+            var r = global::Via.Cli.Commands.Demo.Topology.Run("objcopy", ["--add-section", ".go.buildinfo=" + empty, "/bin/true", fake]);
+            Assert.True(r.Code == 0, r.Err);
+            Assert.True(ProgramFile.IsGo(fake));
+            Assert.False(ProgramFile.IsGo("/bin/true"));
+            Assert.False(ProgramFile.IsGo("/usr/bin/python3"));
+            Assert.Contains("Go program", new PreloadMechanism().Refuse(new ProgramImage(fake, Static: false, SetId: false)));
+        }
+        finally
+        {
+            File.Delete(fake);
+            File.Delete(empty);
+        }
+    }
 }
