@@ -9,6 +9,7 @@ public static class Registry
     [
         new Cgroup.CgroupBpfMechanism(),
         new Seccomp.SeccompMechanism(),
+        new Preload.PreloadMechanism(),
     ];
 
     /// <summary>The mechanism of that name, or null.</summary>
