@@ -240,7 +240,7 @@ public sealed class FollowTests(ClassState<FollowTests> state, ITestOutputHelper
         }
         // Another namespace's changes are not heard.
         Topology.Ip("-n", t.Isp(1), "route", "add", "unreachable", "192.0.2.0/24");
-        Assert.False(monitor.Wait(TimeSpan.FromMilliseconds(300)));
+        Assert.False(monitor.Wait(TimeSpan.FromMilliseconds(300))); // the subject: no announcement within 300 ms
     }
 
     [RootFact]
