@@ -178,7 +178,9 @@ public sealed class RouteSession
         string cgroup = Mechanisms.Cgroup.CgroupPaths.Resolve(Route.Cgroup!);
         var spec = new LaunchSpec(cgroup, user, full, resolverFiles?.Mounts ?? [], additions.SeccompListener);
         var program = ProgramLauncher.Start(spec, path, command, _output.Note);
-        resolverFiles?.Dispose(); // exec'd (or failed): the files are needed no longer
+        // Exec'd (or failed): the files are needed no longer. Not so through the launcher stage,
+        // which may not have made its mounts yet: the using above removes them once it is done.
+        if (!program.ThroughStage) resolverFiles?.Dispose();
         if (program.FailedStatus is { } failed) return failed;
         var launched = new LaunchedProgram(program.Pid, program.SeccompListener, user);
         try

@@ -29,7 +29,7 @@ public static class Applier
                 RtnlOutcome[] outcomes;
                 try
                 {
-                    outcomes = host.Rtnl.Batch([.. run.Select(c => c.ApplyRequest!)]);
+                    outcomes = host.Batcher.Batch([.. run.Select(c => c.ApplyRequest!)]);
                     int failed = Array.FindIndex(outcomes, o => o.Error is not null);
                     if (failed < 0) foreach (var c in run) applied?.Invoke(c);
                 }
@@ -81,7 +81,7 @@ public static class Applier
                 var refused = new List<Leftover>();
                 try
                 {
-                    var outcomes = host.Rtnl.Batch([.. run.Select(c => c.UndoRequest!)]);
+                    var outcomes = host.Batcher.Batch([.. run.Select(c => c.UndoRequest!)]);
                     for (int k = 0; k < run.Count; k++)
                         if (outcomes[k].Error is { } error) refused.Add(new Leftover(run[k], error.Reason));
                     foreach (var _ in run) undone?.Invoke();
@@ -128,7 +128,7 @@ public static class Applier
         var batch = add.Where(c => c.ApplyRequest is not null).ToList();
         try
         {
-            var outcomes = host.Rtnl.Batch([.. batch.Select(c => c.ApplyRequest!)]);
+            var outcomes = host.Batcher.Batch([.. batch.Select(c => c.ApplyRequest!)]);
             for (int i = 0; i < batch.Count; i++)
                 if (outcomes[i].Error is { ErrorCode: not Kernel.Errno.EEXIST } error) problems.Add($"{batch[i].Command}: {error.Reason}");
         }

@@ -3,6 +3,7 @@ using Via.Kernel;
 using Via.Kernel.Bpf;
 using Via.Kernel.Cgroups;
 using Via.Kernel.Netlink;
+using Via.Kernel.Processes;
 using Via.Mechanisms.Cgroup;
 using Via.Mechanisms.Changes;
 
@@ -29,26 +30,15 @@ public static class Collector
         var journals = RouteRegistry.All();
         foreach (var route in journals)
         {
-            if (route.Users.Any(u => u.IsAlive)) continue;
-            string what = $"route {route.Id} (dev {route.Device}, table {route.Table}, mark 0x{route.Mark:x})";
-            var membership = Teardown.Occupancy(route, mayMount: !dryRun);
-            if (membership.Unknown is { } unknown)
+            if (Judge(route, u => u.IsAlive, () => Teardown.Occupancy(route, mayMount: !dryRun)) is not { } verdict) continue;
+            if (verdict.Kept || dryRun)
             {
-                // Not knowing is not "empty": its programs may run, and would lose their route.
-                removed.Add(new Removal(what, $"cannot tell whether processes remain: {unknown}", [], Kept: true));
-                continue;
-            }
-            if (membership.Populated) continue;
-            string why = route.Down ? "taken down, no process left" : "no via and no process left in it";
-            if (dryRun)
-            {
-                removed.Add(new Removal(what, why, []));
+                removed.Add(verdict);
                 continue;
             }
             var result = Teardown.Run(route);
-            removed.Add(result.Kept is { } kept
-                ? new Removal(what, kept, result.Leftovers.Select(l => l.ToString()).ToList(), Kept: true)
-                : new Removal(what, why, result.Leftovers.Select(l => l.ToString()).ToList()));
+            var leftovers = result.Leftovers.Select(l => l.ToString()).ToList();
+            removed.Add(result.Kept is { } kept ? new Removal(verdict.What, kept, leftovers, Kept: true) : verdict with { Failures = leftovers });
         }
 
         // Journals that cannot be read: what they described is found below by its tags.
@@ -67,15 +57,13 @@ public static class Collector
 
         // Tagged objects no journal accounts for, in this network namespace and the cgroup tree.
         var known = RouteRegistry.All();
-        var knownCgroups = known.Where(r => r.Cgroup is not null).Select(r => Path.GetFileName(r.Cgroup!)).ToHashSet();
         // Only where the journals account for the whole subtree (see Journal.OwnsCgroupSubtree).
         string? root = !Journal.OwnsCgroupSubtree ? null : dryRun ? CgroupPaths.FindForReading() : CgroupPaths.Root();
         string? subtree = root is null ? null : Path.Combine(root, RouteCgroups.Subtree);
         if (subtree is not null && Directory.Exists(subtree))
         {
-            foreach (var dir in Directory.EnumerateDirectories(subtree))
+            foreach (var dir in StrayCgroups(Directory.EnumerateDirectories(subtree), known, MayBePopulated))
             {
-                if (knownCgroups.Contains(Path.GetFileName(dir)) || MayBePopulated(dir)) continue;
                 var change = new CreateCgroup(dir);
                 // Removing the cgroup releases whatever programs any mechanism attached to it.
                 removed.Add(new Removal($"cgroup {dir}", "no journal and no process", dryRun ? [] : Applier.Undo(new Host(), [change]).Select(l => l.ToString()).ToList()));
@@ -91,18 +79,55 @@ public static class Collector
             removed.AddRange(mechanism.Sweep(known, dryRun));
 
         string here = Namespaces.CurrentNetwork();
-        var tables = known.Where(r => r.NetworkNamespace == here).Select(r => r.Table).ToHashSet();
         using var host = new Host();
         // Named as ip names them: by the link's name here (a route's link always exists while the route does).
         var links = host.Rtnl.Links().ToDictionary(l => l.Index, l => l.Name);
         foreach (var family in new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
         {
-            var tagged = host.Rtnl.Rules(family).Where(r => r.Protocol == protocol && !tables.Contains(r.Table)).Select(r => (HostChange)new AddRule(r))
-                .Concat(host.Rtnl.Routes(family).Where(r => r.Protocol == protocol && !tables.Contains(r.Table)).Select(r => new AddRoute(r, links.GetValueOrDefault(r.OutputLink))));
-            foreach (var change in tagged)
+            foreach (var change in StrayRulesAndRoutes(protocol, known, here, host.Rtnl.Rules(family), host.Rtnl.Routes(family), links))
                 removed.Add(new Removal(Describe(change), "via's tag, no journal", dryRun ? [] : Applier.Undo(host, [change]).Select(l => l.ToString()).ToList()));
         }
         return removed;
+    }
+
+    /// <summary>
+    /// What gc does with a route it has a journal of: null to leave it (a user lives, or processes
+    /// remain in it); otherwise the removal, or one that is <see cref="Removal.Kept"/> when whether
+    /// processes remain cannot be told. Reads nothing itself: <paramref name="alive"/> and
+    /// <paramref name="occupancy"/> (asked only when no user lives) do.
+    /// </summary>
+    public static Removal? Judge(ActiveRoute route, Func<ProcessIdentity, bool> alive, Func<Membership> occupancy)
+    {
+        if (route.Users.Any(alive)) return null;
+        string what = $"route {route.Id} (dev {route.Device}, table {route.Table}, mark 0x{route.Mark:x})";
+        var membership = occupancy();
+        // Not knowing is not "empty": its programs may run, and would lose their route.
+        if (membership.Unknown is { } unknown) return new Removal(what, $"cannot tell whether processes remain: {unknown}", [], Kept: true);
+        if (membership.Populated) return null;
+        return new Removal(what, route.Down ? "taken down, no process left" : "no via and no process left in it", []);
+    }
+
+    /// <summary>
+    /// The cgroups of via's subtree that no journal accounts for (by name: the same cgroup may be
+    /// recorded under another mount) and that no process is, or may be, in.
+    /// </summary>
+    public static IEnumerable<string> StrayCgroups(IEnumerable<string> cgroups, IEnumerable<ActiveRoute> known, Func<string, bool> mayBePopulated)
+    {
+        var names = known.Where(r => r.Cgroup is not null).Select(r => Path.GetFileName(r.Cgroup!)).ToHashSet();
+        return cgroups.Where(dir => !names.Contains(Path.GetFileName(dir)) && !mayBePopulated(dir));
+    }
+
+    /// <summary>
+    /// The rules and routes of network namespace <paramref name="here"/> that carry via's tag
+    /// (<paramref name="protocol"/>) in a table no journal of that namespace names, as the changes that
+    /// would have made them (routes named by their link's name in <paramref name="links"/>).
+    /// </summary>
+    public static IEnumerable<HostChange> StrayRulesAndRoutes(byte protocol, IEnumerable<ActiveRoute> known, string here,
+        IEnumerable<Rule> rules, IEnumerable<Route> routes, IReadOnlyDictionary<int, string> links)
+    {
+        var tables = known.Where(r => r.NetworkNamespace == here).Select(r => r.Table).ToHashSet();
+        return rules.Where(r => r.Protocol == protocol && !tables.Contains(r.Table)).Select(r => (HostChange)new AddRule(r))
+            .Concat(routes.Where(r => r.Protocol == protocol && !tables.Contains(r.Table)).Select(r => new AddRoute(r, links.GetValueOrDefault(r.OutputLink))));
     }
 
     /// <summary>A cgroup whose membership cannot be read is left alone, as if processes were in it.</summary>

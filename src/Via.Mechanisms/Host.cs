@@ -10,9 +10,13 @@ namespace Via.Mechanisms;
 public sealed class Host : IDisposable
 {
     private readonly string? _networkPath;
+    private readonly IRtnlBatcher? _batcher;
     private Rtnl? _rtnl;
 
     public Host() { }
+
+    /// <summary>A host whose batches of route and rule changes go to <paramref name="batcher"/> (tests: a fake).</summary>
+    public Host(IRtnlBatcher batcher) => _batcher = batcher;
 
     private Host(string networkPath) => _networkPath = networkPath;
 
@@ -25,6 +29,9 @@ public sealed class Host : IDisposable
     }
 
     public Rtnl Rtnl => _rtnl ??= _networkPath is null ? Rtnl.Open() : Namespaces.InNetwork(_networkPath, Rtnl.Open);
+
+    /// <summary>What the <see cref="Applier"/> sends runs of route and rule changes to: <see cref="Rtnl"/>, unless the host was given another.</summary>
+    public IRtnlBatcher Batcher => _batcher ?? Rtnl;
 
     /// <summary>A subscription to the kernel's announcements of changed links, addresses, routes and rules, in this host's namespace.</summary>
     public RtnlMonitor OpenMonitor() => _networkPath is null ? RtnlMonitor.Open() : Namespaces.InNetwork(_networkPath, RtnlMonitor.Open);

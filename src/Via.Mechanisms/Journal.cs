@@ -62,15 +62,20 @@ public static class RouteHealth
 
 public static class Journal
 {
-    /// <summary>via's state directory; VIA_STATE_DIR overrides it (tests).</summary>
+    /// <summary>
+    /// via's state directory; VIA_STATE_DIR overrides it (tests), usually with a cgroup subtree of
+    /// its own (VIA_CGROUP_SUBTREE, <see cref="RouteCgroups.Subtree"/>).
+    /// </summary>
     public static string StateDirectory => Environment.GetEnvironmentVariable("VIA_STATE_DIR") is { Length: > 0 } d ? d : "/run/via";
 
     /// <summary>
-    /// True with the default state directory: its journals then account for every cgroup in via's
-    /// subtree. Another state directory (VIA_STATE_DIR, tests) shares the subtree with /run/via and
-    /// with other such directories, so cgroups it does not know may be theirs.
+    /// True when this state directory's journals account for every cgroup in via's subtree: the
+    /// default state directory, or any with a subtree of its own (VIA_CGROUP_SUBTREE), so that
+    /// <c>via gc</c> there sweeps that subtree. Another state directory alone (VIA_STATE_DIR) shares
+    /// the "via" subtree with /run/via and with other such directories, so cgroups it does not know
+    /// may be theirs.
     /// </summary>
-    public static bool OwnsCgroupSubtree => StateDirectory == "/run/via";
+    public static bool OwnsCgroupSubtree => StateDirectory == "/run/via" || RouteCgroups.OwnSubtree is not null;
 
     public static string RoutesDirectory => Path.Combine(StateDirectory, "routes");
 

@@ -9,11 +9,20 @@ namespace Via.Mechanisms;
 /// </summary>
 public static class RouteCgroups
 {
-    /// <summary>Where via mounts cgroup2 when none is visible.</summary>
-    public const string PrivateMount = "/run/via/cgroup2";
+    /// <summary>Where via mounts cgroup2 when none is visible: in its state directory (/run/via/cgroup2).</summary>
+    public static string PrivateMount => Path.Combine(Journal.StateDirectory, "cgroup2");
 
-    /// <summary>via's subtree in the cgroup2 hierarchy: everything below it is via's.</summary>
-    public const string Subtree = "via";
+    /// <summary>
+    /// via's subtree in the cgroup2 hierarchy: everything below it is via's. VIA_CGROUP_SUBTREE
+    /// names another one (tests, with a VIA_STATE_DIR of their own: see <see cref="Journal.OwnsCgroupSubtree"/>).
+    /// </summary>
+    public static string Subtree => OwnSubtree ?? "via";
+
+    /// <summary>The subtree VIA_CGROUP_SUBTREE names, or null; one directory name, never a path.</summary>
+    public static string? OwnSubtree =>
+        Environment.GetEnvironmentVariable("VIA_CGROUP_SUBTREE") is not { Length: > 0 } name ? null
+        : name.Contains('/') || name.StartsWith('.') ? throw new InvalidOperationException($"VIA_CGROUP_SUBTREE '{name}' must be one directory name (e.g. via-test), not a path")
+        : name;
 
     /// <summary>The cgroup2 root to use: the unified mount, the hybrid one, or via's private mount.</summary>
     public static string Root(HostView host) => Cgroup.CgroupPaths.Preferred(host.Cgroup2Mounts) ?? PrivateMount;

@@ -28,4 +28,8 @@ public sealed record StartedProgram(int Pid, SafeFileHandle? SeccompListener)
 {
     /// <summary>Set when the child failed before the program ran: the exit status via answers with (the reason was said).</summary>
     public int? FailedStatus { get; init; }
+
+    /// <summary>Started through the launcher stage, which makes the program's private mounts after
+    /// <see cref="ProgramLauncher.Start"/> has returned: their sources must stay until it is done.</summary>
+    public bool ThroughStage { get; init; }
 }

@@ -41,7 +41,7 @@ public static class ProgramLauncher
         LaunchStage.AddArguments(stage, spec, path, command);
         var plain = Spawn.TryStart(null, stage[0], stage, environment, null, [])
             ?? throw new ViaException("this kernel cannot start a process with clone3 (Linux 5.3 or later is needed)");
-        return new StartedProgram(plain.Pid, null);
+        return new StartedProgram(plain.Pid, null) { ThroughStage = true };
     }
 
     /// <summary>Waits for the program; its exit status, or 128 + N if signal N killed it (as a shell reports it).</summary>

@@ -10,7 +10,7 @@ namespace Via.Kernel.Netlink;
 /// A NETLINK_ROUTE socket in the calling thread's network namespace, with symmetric
 /// Add/Delete/List for links, addresses, routes and rules (vishvananda/netlink's Handle).
 /// </summary>
-public sealed unsafe class Rtnl : IDisposable
+public sealed unsafe class Rtnl : IDisposable, IRtnlBatcher
 {
     private readonly SafeFd _socket;
     private uint _sequence = (uint)Environment.TickCount;
@@ -367,6 +367,16 @@ public sealed unsafe class Rtnl : IDisposable
     }
 
     internal static uint ReadU32(ReadOnlySpan<byte> b) => BinaryPrimitives.ReadUInt32LittleEndian(b);
+}
+
+/// <summary>
+/// What applying and undoing host changes needs of rtnetlink: a batch of requests, and the outcome
+/// of each. <see cref="Rtnl"/> is the real one; a test gives a fake that refuses a chosen request.
+/// </summary>
+public interface IRtnlBatcher
+{
+    /// <summary>Sends the requests in order; the outcome of each (see <see cref="Rtnl.Batch"/>). Throws when the answers are lost.</summary>
+    RtnlOutcome[] Batch(IReadOnlyList<RtnlRequest> requests);
 }
 
 /// <summary>One rtnetlink change (add or delete a route or rule), to send alone or in a batch.</summary>

@@ -4,7 +4,7 @@ using Xunit.Abstractions;
 namespace Via.Tests.Kernel;
 
 /// <summary>A routed program cannot take its sockets out of the route, nor leave the cgroup.</summary>
-public sealed class AntiEscapeTests(TopologyFixture fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture>
+public sealed class AntiEscapeTests(TopologyFixture<AntiEscapeTests> fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture<AntiEscapeTests>>
 {
     private Topology T => fixture.Topology;
 
@@ -36,17 +36,17 @@ public sealed class AntiEscapeTests(TopologyFixture fixture, ITestOutputHelper o
     [RootFact]
     public void An_unprivileged_program_cannot_leave_the_cgroup()
     {
-        // via mounted cgroup2 at /run/via/cgroup2 in this (ip netns exec) mount namespace; the program sees it.
-        const string program = """
+        // via mounted cgroup2 in its state directory (STATE/cgroup2) in this (ip netns exec) mount namespace; the program sees it.
+        string program = $$"""
             import os
-            print('/via/' in open('/proc/self/cgroup').read())
-            for target in ('/run/via/cgroup2/cgroup.procs', '/sys/fs/cgroup/unified/cgroup.procs', '/sys/fs/cgroup/cgroup.procs'):
+            print('/{{fixture.State.Subtree}}/' in open('/proc/self/cgroup').read())
+            for target in ('{{fixture.State.StateDirectory}}/cgroup2/cgroup.procs', '/sys/fs/cgroup/unified/cgroup.procs', '/sys/fs/cgroup/cgroup.procs'):
                 if not os.path.exists(target): continue
                 try:
                     open(target, 'w').write(str(os.getpid())); print('escaped via', target)
                 except OSError as e:
                     print('refused', os.strerror(e.errno))
-            print('/via/' in open('/proc/self/cgroup').read())
+            print('/{{fixture.State.Subtree}}/' in open('/proc/self/cgroup').read())
             """;
         var r = Via.Run(T, "run", "--dev", "up2", "--user", "nobody", "--", Clients.Python, "-c", program);
         output.WriteLine(r.Out + r.Err);

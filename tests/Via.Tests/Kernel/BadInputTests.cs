@@ -7,7 +7,7 @@ namespace Via.Tests.Kernel;
 /// Bad input gets one clear line on stderr naming the object and what to do, exit 125 (127 for a
 /// command that is not found), and the host exactly as it was: same rules, routes, cgroups, programs.
 /// </summary>
-public sealed class BadInputTests(TopologyFixture fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture>
+public sealed class BadInputTests(TopologyFixture<BadInputTests> fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture<BadInputTests>>
 {
     private Topology T => fixture.Topology;
 
@@ -100,7 +100,7 @@ public sealed class BadInputTests(TopologyFixture fixture, ITestOutputHelper out
     public void Not_running_as_root()
     {
         var before = HostSnapshot.Take(T);
-        var r = T.InHost(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ViaBinary.Path, "run", "--dev", "up2", "--", "true"]);
+        var r = T.InHost(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", .. Via.Line(T, [], ["run", "--dev", "up2", "--", "true"])]);
         output.WriteLine(r.Err);
         Assert.Equal(125, r.Code);
         Assert.Contains("needs root; run it with sudo", r.Err);

@@ -9,39 +9,27 @@ namespace Via.Tests.Kernel;
 /// interface) inside this class's topology host namespace, without installing the program, and
 /// checks that via's program leaves by up2 with no configuration, that the other program's traffic
 /// takes the path it took before, and that afterwards nothing of via's is left and the foreign
-/// rules are untouched. This class has its own state directory and tables 22700-22799.
+/// rules are untouched. This class has its own state directory, cgroup subtree and tables (<see cref="ClassState"/>).
 /// </summary>
-public sealed class CoexistTests(TopologyFixture fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture>, IDisposable
+public sealed class CoexistTests(TopologyFixture<CoexistTests> fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture<CoexistTests>>, IDisposable
 {
     private Topology T => fixture.Topology;
 
-    private readonly string _state = Path.Combine(Path.GetTempPath(), $"via-coexist-{Guid.NewGuid():N}");
-
-    private string Config
-    {
-        get
-        {
-            string file = Path.Combine(_state, "via.conf");
-            if (!File.Exists(file))
-            {
-                Directory.CreateDirectory(_state);
-                File.WriteAllText(file, "tables = 22700-22799\n"); // mask and priority: chosen by via
-            }
-            return file;
-        }
-    }
+    /// <summary>The tests' own files (not via's).</summary>
+    private readonly string _scratch = Path.Combine(Path.GetTempPath(), $"via-coexist-{Guid.NewGuid():N}");
 
     public void Dispose()
     {
-        // A route a failed test left: removed by via's own collector, then the state directory.
-        if (Directory.Exists(Path.Combine(_state, "routes"))) Via("gc");
-        if (Directory.Exists(_state)) Directory.Delete(_state, recursive: true);
+        // A route a failed test left: removed by via's own collector; its tables only (mask and priority chosen by via).
+        if (fixture.State.Journals().Count > 0) Via("gc");
+        fixture.State.Configure();
+        if (Directory.Exists(_scratch)) Directory.Delete(_scratch, recursive: true);
     }
 
-    /// <summary>bin/via ARGS in the host namespace with this class's state directory and tables.</summary>
+    /// <summary>bin/via ARGS in the host namespace with this class's state directory, subtree and tables.</summary>
     private (int Code, string Out, string Err) Via(params string[] args)
     {
-        var r = T.InHost(["env", $"VIA_STATE_DIR={_state}", $"VIA_CONFIG={Config}", ViaBinary.Path, .. args], Kernel.Via.Timeout);
+        var r = Kernel.Via.Run(T, args);
         output.WriteLine($"via {string.Join(' ', args)} -> {r.Code}\n{r.Out}{r.Err}");
         return r;
     }
@@ -157,7 +145,7 @@ public sealed class CoexistTests(TopologyFixture fixture, ITestOutputHelper outp
         // drops them. A configured priority still wins; doctor says why it is wrong.
         using var layout = new Layout(T.Host);
         TailscaleExitNode(layout);
-        File.WriteAllText(Config, "tables = 22700-22799\nmark-mask = 0x0000ff00\npriority = 12000\n");
+        fixture.State.Configure("mark-mask = 0x0000ff00\npriority = 12000\n");
         try
         {
             var before = HostSnapshot.Take(T);
@@ -165,13 +153,13 @@ public sealed class CoexistTests(TopologyFixture fixture, ITestOutputHelper outp
             Assert.NotEqual(0, r.Code);
             Assert.DoesNotContain("isp", r.Out);
             Assert.Contains("pref 5270 lookup 52, Tailscale's comes before via's configured priority 12000", r.Err);
-            var doctor = T.InHost(["env", $"VIA_CONFIG={Config}", ViaBinary.Path, "doctor"]);
+            var doctor = Via("doctor");
             Assert.Matches(@"warn +priority +12000: configured in .*pref 5270 lookup 52, Tailscale's comes before", doctor.Out);
             HostSnapshot.AssertUnchanged(before, T);
         }
         finally
         {
-            File.Delete(Config);
+            fixture.State.Configure();
         }
     }
 
@@ -239,7 +227,7 @@ public sealed class CoexistTests(TopologyFixture fixture, ITestOutputHelper outp
             Assert.Equal(0, plan.Code);
             using (var doc = System.Text.Json.JsonDocument.Parse(plan.Out))
                 Assert.Equal(0u, doc.RootElement.GetProperty("markMask").GetUInt32() & 0xf0);
-            var doctor = T.InHost(["env", $"VIA_CONFIG={Config}", ViaBinary.Path, "doctor"]);
+            var doctor = Via("doctor");
             Assert.Contains("nftables table ip viatest-marks chain out", doctor.Out);
             // The firewall's rule runs on via's packets too, and leaves via's bits alone: they still leave by up2.
             var (answer, _, _) = RunThroughUp2();
@@ -258,10 +246,9 @@ public sealed class CoexistTests(TopologyFixture fixture, ITestOutputHelper outp
         // A rule with the exact mark 0x1 appears while a route is up: alone, via would now choose
         // 0x000000fe (outside that bit); beside the running route it keeps 0x000000ff, so the two
         // routes' rules never match each other's packets.
-        string started = Path.Combine(_state, "started"), stop = Path.Combine(_state, "stop-a");
-        Directory.CreateDirectory(_state);
-        using var first = Kernel.Via.Start(T, ["run", "--dev", "up2", "--", "sh", "-c", $"touch {started}; while [ ! -e {stop} ]; do sleep 0.05; done"],
-            new Dictionary<string, string> { ["VIA_STATE_DIR"] = _state, ["VIA_CONFIG"] = Config });
+        string started = Path.Combine(_scratch, "started"), stop = Path.Combine(_scratch, "stop-a");
+        Directory.CreateDirectory(_scratch);
+        using var first = Kernel.Via.Start(T, ["run", "--dev", "up2", "--", "sh", "-c", $"touch {started}; while [ ! -e {stop} ]; do sleep 0.05; done"]);
         bool added = false;
         try
         {
@@ -316,11 +303,10 @@ public sealed class CoexistTests(TopologyFixture fixture, ITestOutputHelper outp
             Assert.Equal("isp1 10.1.0.2", Topology.Run(fromContainer[0], fromContainer[1..]).Out.Trim());
 
             // A via route that stays up while the container talks: the program writes its answer, then waits for a file.
-            string answer = Path.Combine(_state, "answer"), stop = Path.Combine(_state, "stop");
-            Directory.CreateDirectory(_state);
+            string answer = Path.Combine(_scratch, "answer"), stop = Path.Combine(_scratch, "stop");
+            Directory.CreateDirectory(_scratch);
             using var routed = Kernel.Via.Start(T, ["run", "--dev", "up2", "--", "sh", "-c",
-                $"{string.Join(' ', Clients.Curl(Server))} > {answer}.tmp; mv {answer}.tmp {answer}; while [ ! -e {stop} ]; do sleep 0.05; done"],
-                new Dictionary<string, string> { ["VIA_STATE_DIR"] = _state, ["VIA_CONFIG"] = Config });
+                $"{string.Join(' ', Clients.Curl(Server))} > {answer}.tmp; mv {answer}.tmp {answer}; while [ ! -e {stop} ]; do sleep 0.05; done"]);
             try
             {
                 var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);

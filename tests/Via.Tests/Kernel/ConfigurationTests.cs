@@ -4,7 +4,7 @@ using Xunit.Abstractions;
 namespace Via.Tests.Kernel;
 
 /// <summary>Bad configuration and conflicting requests: a clear error, exit 125, nothing changed.</summary>
-public sealed class ConfigurationTests(TopologyFixture fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture>
+public sealed class ConfigurationTests(TopologyFixture<ConfigurationTests> fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture<ConfigurationTests>>
 {
     private Topology T => fixture.Topology;
 
@@ -32,7 +32,7 @@ public sealed class ConfigurationTests(TopologyFixture fixture, ITestOutputHelpe
         try
         {
             var before = HostSnapshot.Take(T);
-            AssertRefused(T.InHost(["env", $"VIA_CONFIG={file}", ViaBinary.Path, "run", "--dev", "up2", "--", "true"]), before, mention);
+            AssertRefused(Via.RunWith(T, [$"VIA_CONFIG={file}"], "run", "--dev", "up2", "--", "true"), before, mention);
         }
         finally
         {
@@ -47,7 +47,7 @@ public sealed class ConfigurationTests(TopologyFixture fixture, ITestOutputHelpe
         File.WriteAllText(file, "mark-mask = 0x0000ff00\ntables = 31000-31010\npriority = 9000\n");
         try
         {
-            var r = T.InHost(["env", $"VIA_CONFIG={file}", ViaBinary.Path, "run", "--dev", "up2", "--dry-run", "--", "true"]);
+            var r = Via.RunWith(T, [$"VIA_CONFIG={file}"], "run", "--dev", "up2", "--dry-run", "--", "true");
             Assert.Equal(0, r.Code);
             Assert.Contains("ip rule add pref 9000 fwmark 0x100/0xff00 lookup 31000 proto 86", r.Out);
         }
@@ -66,7 +66,7 @@ public sealed class ConfigurationTests(TopologyFixture fixture, ITestOutputHelpe
         try
         {
             var before = HostSnapshot.Take(T);
-            AssertRefused(T.InHost(["env", $"VIA_CONFIG={file}", ViaBinary.Path, "run", "--dev", "up2", "--", "true"]), before,
+            AssertRefused(Via.RunWith(T, [$"VIA_CONFIG={file}"], "run", "--dev", "up2", "--", "true"), before,
                 "mark-mask 0x00ff0000", "Tailscale (pref 100)", "remove mark-mask"); // the mask is Tailscale's documented one
             // Without the setting, via chooses other bits and runs.
             var r = Via.Run(T, "run", "--dev", "up2", "--dry-run", "--", "true");
@@ -83,10 +83,11 @@ public sealed class ConfigurationTests(TopologyFixture fixture, ITestOutputHelpe
     [RootFact]
     public void The_same_table_for_two_different_routes_is_refused()
     {
-        using var first = Via.Start(T, ["run", "--dev", "up2", "--table", "30000", "--", "sleep", "3"]);
+        string flag = Path.Combine(Path.GetTempPath(), $"via-table-{Guid.NewGuid():N}");
+        using var first = Via.Start(T, ["run", "--dev", "up2", "--table", "30000", "--", Clients.Python, "-c", $"import os, time\nwhile not os.path.exists('{flag}'): time.sleep(0.05)"]);
         try
         {
-            Thread.Sleep(700);
+            Via.WaitForRoute(T, "up2");
             var before = HostSnapshot.Take(T);
             AssertRefused(Via.Run(T, "run", "--dev", "up1", "--table", "30000", "--", "true"), before, "table 30000 is used by via's route");
             // The same route and table: shared, fine.
@@ -94,7 +95,9 @@ public sealed class ConfigurationTests(TopologyFixture fixture, ITestOutputHelpe
         }
         finally
         {
-            first.WaitForExit(10000);
+            File.WriteAllText(flag, "");
+            Assert.True(first.WaitForExit(10000), "via did not exit");
+            File.Delete(flag);
         }
     }
 
@@ -104,7 +107,7 @@ public sealed class ConfigurationTests(TopologyFixture fixture, ITestOutputHelpe
     [InlineData("down --all")]
     public void Commands_that_change_the_host_need_root(string command)
     {
-        var r = T.InHost(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ViaBinary.Path, .. command.Split(' ')]);
+        var r = T.InHost(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", .. Via.Line(T, [], command.Split(' '))]);
         if (command == "ls") { Assert.Equal(0, r.Code); return; } // reading is allowed
         Assert.Equal(125, r.Code);
         Assert.Contains("needs root", r.Err);

@@ -9,19 +9,21 @@ namespace Via.Tests.Kernel;
 /// files of /etc/netns/HOST/ over /etc, so the host namespace's /etc/resolv.conf names a local stub
 /// (127.0.0.53, a recording DNS server inside the host namespace, as systemd-resolved's would be)
 /// and its nsswitch.conf hands lookups to nss-resolve first. Nothing outside the namespaces and
-/// /etc/netns/HOST/ (removed afterwards, even on failure) is touched. via keeps its state in
-/// /run/via like the other kernel tests (route ids and cgroup names are unique only within one state
-/// directory), and no other code writes /run/via/dns, so "no file left behind" can be asserted there.
+/// /etc/netns/HOST/ (removed afterwards, even on failure) is touched. via keeps its state in the
+/// class's own state directory (<see cref="ClassState"/>), and no other code writes its dns/
+/// directory, so "no file left behind" can be asserted there.
 /// </summary>
 public sealed class DnsFixture : IDisposable
 {
     public const string HostResolvConf = "nameserver 127.0.0.53\nsearch via.test\noptions edns0\n";
     public const string HostNsSwitch = "passwd:         files\ngroup:          files\nhosts:          files resolve [!UNAVAIL=return] dns\nnetworks:       files\n";
 
-    private readonly TopologyFixture _topology = new();
+    private readonly TopologyFixture<DnsTests> _topology = new();
     private bool _madeEtcNetns;
 
     public Topology Topology => _topology.Topology;
+
+    public ClassState State => _topology.State;
     public string EtcNetns { get; }
     /// <summary>Scratch files of the tests (not via's).</summary>
     public string TempDirectory { get; } = Path.Combine(Path.GetTempPath(), $"via-dns-test-{Environment.ProcessId}");
@@ -76,11 +78,12 @@ public sealed class DnsTests(DnsFixture fixture, ITestOutputHelper output) : ICl
         Assert.False(Directory.Exists(ResolverFiles), "via left its resolver files in " + ResolverFiles);
     }
 
-    private static string ResolverFiles => global::Via.Mechanisms.Dns.PrivateResolverFiles.Root;
+    /// <summary>Where via writes a program's resolver files: dns/ in its state directory (PrivateResolverFiles.Root).</summary>
+    private string ResolverFiles => Path.Combine(fixture.State.StateDirectory, "dns");
 
     private (int Code, string Out, string Err) Via(IEnumerable<string> args, bool stage = false)
     {
-        var r = T.InHost(["env", .. stage ? ["VIA_LAUNCHER=stage"] : Array.Empty<string>(), ViaBinary.Path, .. args], Kernel.Via.Timeout);
+        var r = Kernel.Via.RunWith(T, stage ? ["VIA_LAUNCHER=stage"] : [], [.. args]);
         output.WriteLine($"via {string.Join(' ', args)}{(stage ? " (launcher stage)" : "")}\n-> {r.Code}\nstdout: {r.Out}\nstderr: {r.Err}");
         return r;
     }
@@ -104,7 +107,7 @@ public sealed class DnsTests(DnsFixture fixture, ITestOutputHelper output) : ICl
     private void WaitForQueries(string server, int count)
     {
         var until = DateTime.UtcNow.AddSeconds(10);
-        while (DnsQueries(server) <= count && DateTime.UtcNow < until) Thread.Yield();
+        while (DnsQueries(server) <= count && DateTime.UtcNow < until) Thread.Sleep(20); // a poll; the caller asserts what came
     }
 
     [RootTheory]
@@ -202,17 +205,18 @@ public sealed class DnsTests(DnsFixture fixture, ITestOutputHelper output) : ICl
     public void Nscd_is_hidden_from_the_program()
     {
         // nscd's socket directory, made in a private mount namespace of the test's: a tmpfs over /run
-        // holding run/nscd/socket and, bound in, via's own /run/via. Never on the host.
+        // holding run/nscd/socket and, bound in, the class's state directory. Never on the host.
         string run = Path.Combine(fixture.TempDirectory, "run");
         Directory.CreateDirectory(run);
-        string setUp = $"mount -t tmpfs none {run} && mkdir {run}/nscd {run}/via && touch {run}/nscd/socket && mount --rbind /run/via {run}/via && mount --rbind {run} /run";
+        string state = fixture.State.StateDirectory, kept = Path.Combine(run, Path.GetFileName(state));
+        string setUp = $"mount -t tmpfs none {run} && mkdir {run}/nscd {kept} && touch {run}/nscd/socket && mount --rbind {state} {kept} && mount --rbind {run} /run";
         try
         {
-            var r = T.InHost(["unshare", "-m", "--propagation", "private", "sh", "-c",
+            var r = T.InHost([.. fixture.State.EnvPrefix, "unshare", "-m", "--propagation", "private", "sh", "-c",
                 $"{setUp} && {ViaBinary.Path} run --dev up2 --dns {Topology.Server4} -- ls -A /run/nscd; echo status=$?; ls -A /run/nscd"]);
             output.WriteLine($"{r.Code}\n{r.Out}\n{r.Err}");
             Assert.Equal("status=0\nsocket\n", r.Out); // the program saw an empty directory; the socket is still there for everyone else
-            var warned = T.InHost(["unshare", "-m", "--propagation", "private", "sh", "-c", $"{setUp} && {ViaBinary.Path} run --dev up2 -- true"]);
+            var warned = T.InHost([.. fixture.State.EnvPrefix, "unshare", "-m", "--propagation", "private", "sh", "-c", $"{setUp} && {ViaBinary.Path} run --dev up2 -- true"]);
             output.WriteLine(warned.Err);
             Assert.Contains("via: DNS: nscd (/run/nscd/socket)", Assert.Single(warned.Err.Trim().Split('\n')));
         }
@@ -230,7 +234,7 @@ public sealed class DnsTests(DnsFixture fixture, ITestOutputHelper output) : ICl
         File.WriteAllText(file, "nameserver 10.1.0.1\n");
         try
         {
-            var r = T.InHost(["unshare", "-m", "--propagation", "private", "sh", "-c",
+            var r = T.InHost([.. fixture.State.EnvPrefix, "unshare", "-m", "--propagation", "private", "sh", "-c",
                 $"mount --bind {file} /etc/resolv.conf && {ViaBinary.Path} run --dev up2 -- true"]);
             output.WriteLine(r.Err);
             Assert.Equal(0, r.Code);
@@ -252,7 +256,7 @@ public sealed class DnsTests(DnsFixture fixture, ITestOutputHelper output) : ICl
         Directory.CreateDirectory(dir);
         try
         {
-            var r = T.InHost(["unshare", "-m", "--propagation", "private", "sh", "-c",
+            var r = T.InHost([.. fixture.State.EnvPrefix, "unshare", "-m", "--propagation", "private", "sh", "-c",
                 $"mkdir {dir}/etc && cp -a /etc/. {dir}/etc/ && mount --bind {dir}/etc /etc && rm /etc/resolv.conf && " +
                 $"printf 'nameserver 127.0.0.53\\n' > {dir}/stub-resolv.conf && ln -s {dir}/stub-resolv.conf /etc/resolv.conf && " +
                 $"{ViaBinary.Path} run --dev up2 --dns {Topology.Server4} -- cat /etc/resolv.conf && echo --- && cat {dir}/stub-resolv.conf && " +
@@ -277,25 +281,13 @@ public sealed class DnsTests(DnsFixture fixture, ITestOutputHelper output) : ICl
         using var via = Kernel.Via.Start(T, ["run", "--dev", "up2", "--dns", Topology.Server4, "--", "sleep", "30"],
             new Dictionary<string, string> { ["VIA_LAUNCHER"] = "stage" });
         string dns = ResolverFiles;
-        var until = DateTime.UtcNow.AddSeconds(20);
-        while (!(Directory.Exists(dns) && Directory.EnumerateFiles(dns, "*", SearchOption.AllDirectories).Any()) && DateTime.UtcNow < until) Thread.Yield();
-        Assert.True(Directory.Exists(dns), "the launcher stage never wrote its resolver files");
-        WaitForProgram("sleep 30");
+        Kernel.Via.WaitUntil(() => Directory.Exists(dns) && Directory.EnumerateFiles(dns, "*", SearchOption.AllDirectories).Any(), "the launcher stage to write its resolver files", TimeSpan.FromSeconds(20));
+        Kernel.Via.WaitUntil(() => Kernel.Via.Routes(T).Any(r => r.GetProperty("processes").EnumerateArray().Any(p => p.GetProperty("command").GetString() == "sleep 30")),
+            "via ls to show the program in its route", TimeSpan.FromSeconds(20));
         Assert.Equal(0, Topology.Run("kill", ["-INT", via.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]).Code);
         Assert.True(via.WaitForExit(20000), "via did not exit after SIGINT");
         Assert.Equal(130, via.ExitCode);
         // (the class's Dispose asserts the dns directory is gone)
-    }
-
-    private static void WaitForProgram(string commandLine)
-    {
-        var until = DateTime.UtcNow.AddSeconds(20);
-        while (DateTime.UtcNow < until)
-        {
-            if (Topology.Run("pgrep", ["-f", "^" + commandLine]).Code == 0) return;
-            Thread.Yield();
-        }
-        Assert.Fail($"'{commandLine}' never started");
     }
 
     [RootFact]
@@ -317,7 +309,7 @@ public sealed class DnsTests(DnsFixture fixture, ITestOutputHelper output) : ICl
 }
 
 /// <summary>Bad --dns input: one line, exit 125, the host exactly as it was.</summary>
-public sealed class DnsBadInputTests(TopologyFixture fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture>
+public sealed class DnsBadInputTests(TopologyFixture<DnsBadInputTests> fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture<DnsBadInputTests>>
 {
     private Topology T => fixture.Topology;
 

@@ -5,13 +5,13 @@ using Xunit.Abstractions;
 namespace Via.Tests.Kernel;
 
 /// <summary>via doctor reports what the host offers, and fails when the default mechanism cannot work.</summary>
-public sealed class DoctorTests(TopologyFixture fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture>
+public sealed class DoctorTests(TopologyFixture<DoctorTests> fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture<DoctorTests>>
 {
     private Topology T => fixture.Topology;
 
     private Dictionary<string, (string Status, string Detail)> Doctor(out int code, params string[] prefix)
     {
-        var r = T.InHost([.. prefix, ViaBinary.Path, "doctor", "--json"]);
+        var r = T.InHost([.. prefix, .. Via.Line(T, [], ["doctor", "--json"])]);
         output.WriteLine(r.Out + r.Err);
         code = r.Code;
         using var doc = JsonDocument.Parse(r.Out);

@@ -5,9 +5,11 @@ using Xunit.Abstractions;
 namespace Via.Tests.Kernel;
 
 /// <summary>via down cuts programs off (fail closed); via gc removes exactly what is via's and unused.</summary>
-public sealed class DownAndGcTests(TopologyFixture fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture>
+public sealed class DownAndGcTests(TopologyFixture<DownAndGcTests> fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture<DownAndGcTests>>
 {
     private Topology T => fixture.Topology;
+
+    private ClassState S => fixture.State;
 
     [RootFact]
     public void Down_cuts_a_running_program_off_and_it_never_falls_back_to_the_default_route()
@@ -66,7 +68,7 @@ public sealed class DownAndGcTests(TopologyFixture fixture, ITestOutputHelper ou
 
         using var a = Via.Start(T, ["run", "--dev", "up1", "--", "sleep", "5"]);
         using var b = Via.Start(T, ["run", "--dev", "up2", "--", "sleep", "5"]);
-        Thread.Sleep(700);
+        Via.WaitUntil(() => Via.Routes(T).Count(r => r.GetProperty("processes").GetArrayLength() > 0) == 2, "via ls to show both routes with their program");
         var all = Via.Run(T, "down", "--all");
         Assert.Equal(0, all.Code);
         Assert.Equal(2, all.Out.Trim().Split('\n').Length);
@@ -84,12 +86,14 @@ public sealed class DownAndGcTests(TopologyFixture fixture, ITestOutputHelper ou
         Topology.Ip("-n", T.Host, "route", "add", "unreachable", "default", "table", "22999", "proto", "86");
         // Not via's: the same kind of objects without its tag.
         Topology.Ip("-n", T.Host, "route", "add", "unreachable", "default", "table", "23999", "proto", "static");
-        string cgroup = Path.Combine(Cgroup2.FindMounts()[0], "via", "gc-test-orphan");
+        // (In the class's subtree: gc with the class's state directory owns it.)
+        string cgroup = Path.Combine(Cgroup2.FindMounts()[0], S.Subtree, "gc-test-orphan");
         Directory.CreateDirectory(cgroup);
         // A damaged journal and a temporary file a crash left half-written.
-        Directory.CreateDirectory("/run/via/routes");
-        File.WriteAllText("/run/via/routes/t29999.json", "{\"id\": ");
-        File.WriteAllText("/run/via/routes/t29998.json.tmp", "");
+        Directory.CreateDirectory(S.RoutesDirectory);
+        string damaged = S.JournalPath("t29999"), temporary = S.JournalPath("t29998") + ".tmp";
+        File.WriteAllText(damaged, "{\"id\": ");
+        File.WriteAllText(temporary, "");
         try
         {
             var dry = Via.Run(T, "gc", "--dry-run");
@@ -103,8 +107,8 @@ public sealed class DownAndGcTests(TopologyFixture fixture, ITestOutputHelper ou
             Assert.Equal(0, gc.Code);
             using var doc = System.Text.Json.JsonDocument.Parse(gc.Out);
             Assert.Equal(5, doc.RootElement.GetArrayLength());
-            Assert.False(File.Exists("/run/via/routes/t29999.json"));
-            Assert.False(File.Exists("/run/via/routes/t29998.json.tmp"));
+            Assert.False(File.Exists(damaged));
+            Assert.False(File.Exists(temporary));
             Assert.False(Directory.Exists(cgroup));
             Assert.DoesNotContain("22999", Topology.Run("ip", ["-n", T.Host, "route", "show", "table", "all"]).Out);
             Assert.DoesNotContain("22999", Topology.Run("ip", ["-n", T.Host, "rule"]).Out);
@@ -115,8 +119,8 @@ public sealed class DownAndGcTests(TopologyFixture fixture, ITestOutputHelper ou
         {
             Topology.Run("ip", ["-n", T.Host, "route", "del", "unreachable", "default", "table", "23999"]);
             if (Directory.Exists(cgroup)) Directory.Delete(cgroup);
-            File.Delete("/run/via/routes/t29999.json");
-            File.Delete("/run/via/routes/t29998.json.tmp");
+            File.Delete(damaged);
+            File.Delete(temporary);
         }
         HostSnapshot.AssertUnchanged(before, T);
     }

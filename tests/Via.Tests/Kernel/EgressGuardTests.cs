@@ -12,7 +12,7 @@ namespace Via.Tests.Kernel;
 /// reaches up1's peer. What left is seen on the peer's side (a capture in the ISP namespace on its
 /// end of up1), not by the program.
 /// </summary>
-public sealed class EgressGuardTests(TopologyFixture fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture>
+public sealed class EgressGuardTests(TopologyFixture<EgressGuardTests> fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture<EgressGuardTests>>
 {
     private Topology T => fixture.Topology;
 
@@ -85,12 +85,12 @@ public sealed class EgressGuardTests(TopologyFixture fixture, ITestOutputHelper 
                 t.connect(('{{Topology.Server4}}', {{tcpPort}})); print('tcp connected')
             except OSError as e: print('tcp', type(e).__name__)
             """;
-        using var via = StartWithInput(["run", "--dev", "up2", "--user", "nobody", "--", Clients.Python, "-c", program]);
+        using var via = Via.Start(T, ["run", "--dev", "up2", "--user", "nobody", "--", Clients.Python, "-c", program], input: true);
         Assert.Equal("ready", via.StandardOutput.ReadLine());
         string rest;
         // via's watcher would put the rules back within a moment (FollowTests): holding via's lock
         // keeps it from doing so, so the program's packets meet the guard alone.
-        using (Mechanisms.RouteRegistry.Lock())
+        using (fixture.State.Lock())
         {
             var deleted = DeleteViaRules();
             output.WriteLine("deleted: " + string.Join("; ", deleted));
@@ -122,7 +122,7 @@ public sealed class EgressGuardTests(TopologyFixture fixture, ITestOutputHelper 
                 s.sendmsg([b'x'], [(socket.IPPROTO_IP, 8, struct.pack('@i4s4s', socket.if_nametoindex('up1'), b'\0' * 4, b'\0' * 4))], 0, ('10.1.0.1', {{port}})); print('sent')
             except OSError as e: print('refused', e.strerror)
             """;
-        using var via = StartWithInput(["run", "--dev", "up2", "--user", "nobody", "--", Clients.Python, "-c", program]);
+        using var via = Via.Start(T, ["run", "--dev", "up2", "--user", "nobody", "--", Clients.Python, "-c", program], input: true);
         try
         {
             Assert.Equal("ready", via.StandardOutput.ReadLine());
@@ -249,10 +249,4 @@ public sealed class EgressGuardTests(TopologyFixture fixture, ITestOutputHelper 
         return deleted;
     }
 
-    private Process StartWithInput(IEnumerable<string> args)
-    {
-        var start = new ProcessStartInfo("ip") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "netns", "exec", T.Host, ViaBinary.Path }.Concat(args)) start.ArgumentList.Add(a);
-        return Process.Start(start)!;
-    }
 }

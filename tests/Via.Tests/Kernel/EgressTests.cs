@@ -7,7 +7,7 @@ namespace Via.Tests.Kernel;
 /// Egress through the chosen uplink, proven by the server behind it: the same address answers
 /// behind both uplinks with its own name and the source address it saw.
 /// </summary>
-public sealed class EgressTests(TopologyFixture fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture>
+public sealed class EgressTests(TopologyFixture<EgressTests> fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture<EgressTests>>
 {
     private Topology T => fixture.Topology;
 
@@ -67,11 +67,11 @@ public sealed class EgressTests(TopologyFixture fixture, ITestOutputHelper outpu
     {
         // VIA_LAUNCHER=stage: via re-executes itself, the launcher moves into the cgroup, drops to the user, execs.
         const string who = "import os, socket; s = socket.create_connection(('198.51.100.1', 8080), timeout=5); s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n'); print(os.getuid(), s.makefile().read().split('\\n')[-2])";
-        var r = T.InHost(["env", "VIA_LAUNCHER=stage", ViaBinary.Path, "run", "--dev", "up2", "--user", "nobody", "--", Clients.Python, "-c", who], Via.Timeout);
+        var r = Via.RunWith(T, ["VIA_LAUNCHER=stage"], "run", "--dev", "up2", "--user", "nobody", "--", Clients.Python, "-c", who);
         output.WriteLine(r.Err);
         Assert.Equal(0, r.Code);
         Assert.Equal("65534 isp2 10.2.0.2", r.Out.Trim());
-        var missing = T.InHost(["env", "VIA_LAUNCHER=stage", ViaBinary.Path, "run", "--dev", "up2", "--", "sh", "-c", "exit 9"], Via.Timeout);
+        var missing = Via.RunWith(T, ["VIA_LAUNCHER=stage"], "run", "--dev", "up2", "--", "sh", "-c", "exit 9");
         Assert.Equal(9, missing.Code);
     }
 
@@ -144,11 +144,21 @@ public sealed class EgressTests(TopologyFixture fixture, ITestOutputHelper outpu
     public void Other_programs_keep_their_route_while_a_routed_one_runs()
     {
         var before = T.ServerLog(2).Count;
-        var routed = System.Threading.Tasks.Task.Run(() => Via.Up2(T, "sh", "-c", $"sleep 1; {string.Join(' ', Clients.DotNet("tcp", Topology.Server4))}"));
-        Thread.Sleep(300);
-        var plain = T.InHost(Clients.DotNet("tcp", Topology.Server4));
-        Assert.Equal("isp1 10.1.0.2", plain.Out.Trim());
+        // The routed program asks once the test has asked without via, while the route is up.
+        string flag = Path.Combine(Path.GetTempPath(), $"via-others-{Guid.NewGuid():N}");
+        var routed = System.Threading.Tasks.Task.Run(() => Via.Up2(T, "sh", "-c", $"while [ ! -e {flag} ]; do sleep 0.05; done; {string.Join(' ', Clients.DotNet("tcp", Topology.Server4))}"));
+        try
+        {
+            Via.WaitForRoute(T, "up2");
+            var plain = T.InHost(Clients.DotNet("tcp", Topology.Server4));
+            Assert.Equal("isp1 10.1.0.2", plain.Out.Trim());
+        }
+        finally
+        {
+            File.WriteAllText(flag, "");
+        }
         var r = routed.Result;
+        File.Delete(flag);
         Assert.Equal(0, r.Code);
         Assert.Equal("isp2 10.2.0.2", r.Out.Trim());
         Assert.Equal(before + 1, T.ServerLog(2).Count);
@@ -181,11 +191,11 @@ public sealed class EgressTests(TopologyFixture fixture, ITestOutputHelper outpu
         Assert.Equal("65534 65534 isp2 10.2.0.2", byUser.Out.Trim());
 
         // Under sudo, the invoking user (SUDO_UID/SUDO_GID) is the default.
-        var sudo = T.InHost(["env", "SUDO_UID=65534", "SUDO_GID=65534", ViaBinary.Path, "run", "--dev", "up2", "--", Clients.Python, "-c", who], Via.Timeout);
+        var sudo = Via.RunWith(T, ["SUDO_UID=65534", "SUDO_GID=65534"], "run", "--dev", "up2", "--", Clients.Python, "-c", who);
         Assert.True(sudo.Code == 0, sudo.Err);
         Assert.Equal("65534 65534 isp2 10.2.0.2", sudo.Out.Trim());
 
-        var root = T.InHost(["env", "SUDO_UID=65534", "SUDO_GID=65534", ViaBinary.Path, "run", "--dev", "up2", "--user", "root", "--", Clients.Python, "-c", who], Via.Timeout);
+        var root = Via.RunWith(T, ["SUDO_UID=65534", "SUDO_GID=65534"], "run", "--dev", "up2", "--user", "root", "--", Clients.Python, "-c", who);
         Assert.Equal("0 0 isp2 10.2.0.2", root.Out.Trim());
     }
 }

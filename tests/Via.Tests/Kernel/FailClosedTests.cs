@@ -13,36 +13,37 @@ namespace Via.Tests.Kernel;
 /// <summary>
 /// Unexpected states make via fail closed: it keeps what it cannot prove unused, keeps a journal
 /// naming what it could not undo, says why in one line, and never leaves the host changed silently.
-/// This class has its own topology and its own state directory (VIA_STATE_DIR); real routes it
-/// makes use tables 2299x, away from the numbers other tests take.
+/// This class has its own topology, state directory, cgroup subtree and tables (<see cref="ClassState"/>);
+/// real routes it makes use tables 2299x, named on the command line.
 /// </summary>
-public sealed class FailClosedTests(TopologyFixture fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture>, IDisposable
+public sealed class FailClosedTests(TopologyFixture<FailClosedTests> fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture<FailClosedTests>>, IDisposable
 {
     private Topology T => fixture.Topology;
 
-    private readonly string _state = Path.Combine(Path.GetTempPath(), $"via-failclosed-{Guid.NewGuid():N}");
+    private ClassState S => fixture.State;
 
+    /// <summary>Each test begins with no journal: what one left (on purpose, or failing) is not the next one's.</summary>
     public void Dispose()
     {
-        if (Directory.Exists(_state)) Directory.Delete(_state, recursive: true);
+        if (Directory.Exists(S.RoutesDirectory)) Directory.Delete(S.RoutesDirectory, recursive: true);
     }
 
     /// <summary>bin/via ARGS in the topology's host namespace, with this class's state directory and the given environment.</summary>
     private (int Code, string Out, string Err) Via(string[] environment, params string[] args)
     {
-        var r = T.InHost(["env", $"VIA_STATE_DIR={_state}", .. environment, ViaBinary.Path, .. args], Kernel.Via.Timeout);
+        var r = Kernel.Via.RunWith(T, environment, args);
         output.WriteLine($"via {string.Join(' ', args)} -> {r.Code}\n{r.Out}{r.Err}");
         return r;
     }
 
-    private string JournalPath(string id) => Path.Combine(_state, "routes", id + ".json");
+    private string JournalPath(string id) => S.JournalPath(id);
 
     /// <summary>Writes a journal as via would, for a route this test describes.</summary>
     private void WriteJournal(string id, string network, string? cgroup, params HostChange[] changes)
     {
         var route = new ActiveRoute(id, "test|" + id, network, DateTimeOffset.UtcNow, "up2", null, 0x7e0000, uint.Parse(id[1..], System.Globalization.CultureInfo.InvariantCulture),
             "cgroup", cgroup, [], false, [.. changes]);
-        Directory.CreateDirectory(Path.Combine(_state, "routes"));
+        Directory.CreateDirectory(S.RoutesDirectory);
         File.WriteAllBytes(JournalPath(id), JournalCodec.Encode(route));
     }
 
@@ -125,7 +126,7 @@ public sealed class FailClosedTests(TopologyFixture fixture, ITestOutputHelper o
     public void A_journal_that_cannot_be_read_is_kept_not_taken_for_garbage()
     {
         // A dangling symbolic link: reading it fails with an I/O error, not with a damaged journal.
-        Directory.CreateDirectory(Path.Combine(_state, "routes"));
+        Directory.CreateDirectory(S.RoutesDirectory);
         string link = JournalPath("t22989");
         File.CreateSymbolicLink(link, $"/nonexistent-via-test-{Guid.NewGuid():N}/t22989.json");
         try
@@ -133,7 +134,7 @@ public sealed class FailClosedTests(TopologyFixture fixture, ITestOutputHelper o
             var gc = Via([], "gc");
             Assert.Equal(125, gc.Code);
             Assert.Contains($"kept journal {link}: cannot read it", gc.Err);
-            Assert.Contains(link, Directory.EnumerateFiles(Path.Combine(_state, "routes")));
+            Assert.Contains(link, Directory.EnumerateFiles(S.RoutesDirectory));
         }
         finally
         {
@@ -177,7 +178,8 @@ public sealed class FailClosedTests(TopologyFixture fixture, ITestOutputHelper o
         var before = HostSnapshot.Take(T);
         // The program (root here) makes a child cgroup in its own: rmdir of the route's cgroup then
         // fails with EBUSY, after its rules, routes and programs are gone.
-        string mkChild = "mkdir /run/via/cgroup2$(sed -n 's/^0:://p' /proc/self/cgroup)/child";
+        // (via mounted cgroup2 in its state directory: ip netns exec hides /sys/fs/cgroup.)
+        string mkChild = $"mkdir {S.StateDirectory}/cgroup2$(sed -n 's/^0:://p' /proc/self/cgroup)/child";
         var r = Via([], "run", "--dev", "up2", "--table", "22998", "--", "sh", "-c", mkChild);
         Assert.Equal(0, r.Code);
         Assert.Contains("could not undo: rmdir ", r.Err);
@@ -187,7 +189,7 @@ public sealed class FailClosedTests(TopologyFixture fixture, ITestOutputHelper o
         Assert.Equal([typeof(CreateCgroup)], left.Changes.Select(c => c.GetType()));
         Assert.DoesNotContain("22998", Rules());
 
-        string child = Path.Combine(Cgroup2.FindMounts()[0], "via", "t22998", "child");
+        string child = Path.Combine(Cgroup2.FindMounts()[0], S.Subtree, "t22998", "child");
         try
         {
             Assert.Equal(125, Via([], "gc").Code); // still busy: gc says so, and keeps the journal
@@ -248,7 +250,7 @@ public sealed class FailClosedTests(TopologyFixture fixture, ITestOutputHelper o
         {
             foreach (var command in new[] { new[] { "down", "--all" }, ["gc"] })
             {
-                var r = T.InHost(["env", $"VIA_STATE_DIR={file}", ViaBinary.Path, .. command]);
+                var r = Kernel.Via.RunWith(T, [$"VIA_STATE_DIR={file}"], command);
                 output.WriteLine(r.Err);
                 Assert.Equal(125, r.Code);
                 AssertOneLine(r.Err);
@@ -278,7 +280,7 @@ public sealed class FailClosedTests(TopologyFixture fixture, ITestOutputHelper o
     {
         // A via that held the lock wrote itself into it.
         Assert.Equal(0, Via([], "run", "--dev", "up2", "--table", "22994", "--", "true").Code);
-        string lockFile = Path.Combine(_state, "lock");
+        string lockFile = Path.Combine(S.StateDirectory, "lock");
         Assert.Matches(@"^\d+ via run --dev up2 --table 22994 -- true\n$", File.ReadAllText(lockFile));
 
         // Another holder (as a via stuck in set-up would be), for longer than the waiter's timeout.
@@ -286,7 +288,7 @@ public sealed class FailClosedTests(TopologyFixture fixture, ITestOutputHelper o
         using var holder = Process.Start(new ProcessStartInfo("flock", ["-x", lockFile, "sleep", "60"]) { UseShellExecute = false })!;
         try
         {
-            for (int i = 0; i < 200 && Topology.Run("flock", ["-n", lockFile, "true"]).Code == 0; i++) Thread.Sleep(25);
+            Kernel.Via.WaitUntil(() => Topology.Run("flock", ["-n", lockFile, "true"]).Code != 0, "flock to hold the lock", TimeSpan.FromSeconds(5));
             var clock = Stopwatch.StartNew();
             var r = Via(["VIA_LOCK_TIMEOUT=2"], "down", "--all");
             Assert.Equal(125, r.Code);
@@ -298,7 +300,7 @@ public sealed class FailClosedTests(TopologyFixture fixture, ITestOutputHelper o
         }
         finally
         {
-            holder.Kill();
+            holder.Kill(entireProcessTree: true); // flock and its sleep, which holds the lock too
             holder.WaitForExit();
         }
     }
@@ -309,8 +311,9 @@ public sealed class FailClosedTests(TopologyFixture fixture, ITestOutputHelper o
         // In a mount namespace of its own with an empty /run (and, inside ip netns exec, no cgroup2
         // visible): a journal whose cgroup is not in sight, then every read-only command. /run must
         // be exactly as the test left it, and no cgroup2 mounted.
-        var journal = new ActiveRoute("t22995", "k", "net:[1]", DateTimeOffset.UtcNow, "up2", null, 0x7e0000, 22995, "cgroup", "/sys/fs/cgroup/via/t22995", [], false,
-            [new CreateCgroup("/sys/fs/cgroup/via/t22995"), TaggedRule(22995)]);
+        string cgroup = $"/sys/fs/cgroup/{S.Subtree}/t22995";
+        var journal = new ActiveRoute("t22995", "k", "net:[1]", DateTimeOffset.UtcNow, "up2", null, 0x7e0000, 22995, "cgroup", cgroup, [], false,
+            [new CreateCgroup(cgroup), TaggedRule(22995)]);
         string script = $$"""
             set -u
             mount -t tmpfs none /run
@@ -326,7 +329,7 @@ public sealed class FailClosedTests(TopologyFixture fixture, ITestOutputHelper o
             [ "$before" = "$after" ] || { echo "CHANGED: $after"; exit 3; }
             ! grep ' cgroup2 ' /proc/self/mounts || { echo "MOUNTED"; exit 4; }
             """;
-        var r = T.InHost(["env", $"JOURNAL={System.Text.Encoding.UTF8.GetString(JournalCodec.Encode(journal))}", "unshare", "-m", "sh", "-c", script]);
+        var r = T.InHost([.. S.EnvPrefix, $"JOURNAL={System.Text.Encoding.UTF8.GetString(JournalCodec.Encode(journal))}", "unshare", "-m", "sh", "-c", script]);
         output.WriteLine(r.Out + r.Err);
         Assert.Equal(0, r.Code);
         Assert.Contains("t22995", r.Out);
@@ -339,12 +342,11 @@ public sealed class FailClosedTests(TopologyFixture fixture, ITestOutputHelper o
     {
         var before = HostSnapshot.Take(T);
         string flag = Path.Combine(Path.GetTempPath(), $"via-fc-{Guid.NewGuid():N}");
-        using var via = Kernel.Via.Start(T, ["run", "--dev", "up2", "--table", "22996", "--", "sh", "-c", $"echo started; while [ ! -e {flag} ]; do sleep 0.05; done"],
-            new Dictionary<string, string> { ["VIA_STATE_DIR"] = _state });
+        using var via = Kernel.Via.Start(T, ["run", "--dev", "up2", "--table", "22996", "--", "sh", "-c", $"echo started; while [ ! -e {flag} ]; do sleep 0.05; done"]);
         try
         {
             Assert.Equal("started", via.StandardOutput.ReadLine());
-            Directory.Delete(_state, recursive: true);
+            Directory.Delete(S.StateDirectory, recursive: true);
             File.WriteAllText(flag, "");
             Assert.True(via.WaitForExit(30000));
             string err = via.StandardError.ReadToEnd();

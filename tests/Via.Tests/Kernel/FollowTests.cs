@@ -18,16 +18,14 @@ namespace Via.Tests.Kernel;
 /// reaches up1's peer: a capture there, and the isp1 server's log) and works again through up2
 /// within a bounded poll, without being restarted.
 /// Each test builds its own topology (they change up2 for good), and the class has its own state
-/// directory and tables (22600-22699), away from the routes of other tests and of another
-/// worktree's tests running at the same time.
+/// directory, cgroup subtree and tables (<see cref="ClassState"/>), away from the routes of other
+/// tests and of another worktree's tests running at the same time.
 /// </summary>
-public sealed class FollowTests(ITestOutputHelper output) : IDisposable
+public sealed class FollowTests(ClassState<FollowTests> state, ITestOutputHelper output) : IClassFixture<ClassState<FollowTests>>, IDisposable
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
     private static int _port;
 
-    private readonly string _state = Path.Combine(Path.GetTempPath(), $"via-follow-{Guid.NewGuid():N}");
-    private readonly string _config = Path.Combine(Path.GetTempPath(), $"via-follow-{Guid.NewGuid():N}.conf");
 
     /// <summary>
     /// The routed program: on each line PORT it sends a UDP datagram to the server address both
@@ -56,10 +54,10 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
                 print('error', os.strerror(e.errno) if e.errno else type(e).__name__, flush=True)
         """;
 
+    /// <summary>Each test begins with no journal (its topology, where a route a failed test left lived, is gone).</summary>
     public void Dispose()
     {
-        if (Directory.Exists(_state)) Directory.Delete(_state, recursive: true);
-        File.Delete(_config);
+        if (Directory.Exists(state.RoutesDirectory)) Directory.Delete(state.RoutesDirectory, recursive: true);
     }
 
     [RootFact]
@@ -101,7 +99,7 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
             Assert.Equal("error No route to host", Ask(via, peer));
             Kernel.Via.WaitUntil(() => Ls(t).GetProperty("state").GetString() == "waiting", "via ls to say the route waits", Bound);
             Assert.Contains("up2", Ls(t).GetProperty("waiting").GetString());
-            var text = t.InHost(["env", $"VIA_STATE_DIR={_state}", ViaBinary.Path, "ls"]).Out;
+            var text = Kernel.Via.Run(t, "ls").Out;
             output.WriteLine(text);
             Assert.Matches(@"STATE\s+REMADE", text);
             Assert.Matches(@"\bwaiting\s+0\s", text);
@@ -181,8 +179,7 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
     [InlineData("repair:2")] // after it is made, before the journal says the repair is done
     public void Killed_while_repairing_it_leaks_nothing_and_gc_restores_the_host(string stage)
     {
-        File.WriteAllText(_config, "tables = 22600-22699\n");
-        using var fixture = new TopologyFixture();
+        using var fixture = TopologyFixture.For(state);
         var t = fixture.Topology;
         using var peer = Capture.Start(t, 1);
         string rulesBefore = Topology.Run("ip", ["-n", t.Host, "rule"]).Out + Topology.Run("ip", ["-n", t.Host, "-6", "rule"]).Out;
@@ -202,7 +199,7 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
             Ask(via, peer);
             via.StandardInput.Close();
             Kernel.Via.WaitUntil(() => Routes(t).All(r => r.GetProperty("processes").GetArrayLength() == 0), "the program to exit", Bound);
-            var gc = t.InHost(["env", $"VIA_STATE_DIR={_state}", $"VIA_CONFIG={_config}", ViaBinary.Path, "gc"]);
+            var gc = Kernel.Via.Run(t, "gc");
             output.WriteLine("gc: " + gc.Out + gc.Err);
             Assert.Equal(0, gc.Code);
             Assert.Equal(rulesBefore, Topology.Run("ip", ["-n", t.Host, "rule"]).Out + Topology.Run("ip", ["-n", t.Host, "-6", "rule"]).Out);
@@ -217,14 +214,14 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
         {
             if (!via.HasExited) via.Kill(entireProcessTree: true);
             output.WriteLine("via's stderr: " + via.StandardError.ReadToEnd());
-            t.InHost(["env", $"VIA_STATE_DIR={_state}", $"VIA_CONFIG={_config}", ViaBinary.Path, "gc"]);
+            Kernel.Via.Run(t, "gc");
         }
     }
 
     [RootFact]
     public void The_monitor_hears_links_addresses_routes_and_rules_change_in_its_namespace()
     {
-        using var fixture = new TopologyFixture();
+        using var fixture = TopologyFixture.For(state);
         var t = fixture.Topology;
         using var monitor = Namespaces.InNetwork($"/run/netns/{t.Host}", RtnlMonitor.Open);
         while (monitor.Wait(TimeSpan.FromMilliseconds(100))) { } // whatever the topology's making left queued
@@ -243,7 +240,7 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
         }
         // Another namespace's changes are not heard.
         Topology.Ip("-n", t.Isp(1), "route", "add", "unreachable", "192.0.2.0/24");
-        Assert.False(monitor.Wait(TimeSpan.FromMilliseconds(300)));
+        Assert.False(monitor.Wait(TimeSpan.FromMilliseconds(300))); // the subject: no announcement within 300 ms
     }
 
     [RootFact]
@@ -280,10 +277,10 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
     [RootFact]
     public void The_reaper_keeps_following_for_daemons()
     {
-        File.WriteAllText(_config, "tables = 22600-22699\n");
-        using var fixture = new TopologyFixture();
+        using var fixture = TopologyFixture.For(state);
         var t = fixture.Topology;
-        string answers = Path.Combine(_state + "-answers"), stop = _state + "-stop";
+        string scratch = Path.Combine(Path.GetTempPath(), $"via-follow-{Guid.NewGuid():N}");
+        string answers = scratch + "-answers", stop = scratch + "-stop";
         // A daemon that asks every 100 ms and appends the answer to a file, until told to stop.
         string daemon = $$"""
             import os, socket, time
@@ -300,7 +297,7 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
             """;
         try
         {
-            var r = t.InHost(["env", $"VIA_STATE_DIR={_state}", $"VIA_CONFIG={_config}", ViaBinary.Path, "run", "--dev", "up2", "--", Clients.Python, "-c", daemon]);
+            var r = Kernel.Via.Run(t, "run", "--dev", "up2", "--", Clients.Python, "-c", daemon);
             output.WriteLine(r.Out + r.Err);
             Assert.Equal(0, r.Code);
             Kernel.Via.WaitUntil(() => Last(answers) == "isp2 10.2.0.2", "the daemon to get through", Bound);
@@ -319,7 +316,7 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
             Kernel.Via.WaitUntil(() => Routes(t).Count == 0, "the route to go with its daemon", Bound);
             File.Delete(stop);
             File.Delete(answers);
-            var gc = t.InHost(["env", $"VIA_STATE_DIR={_state}", $"VIA_CONFIG={_config}", ViaBinary.Path, "gc"]);
+            var gc = Kernel.Via.Run(t, "gc");
             output.WriteLine("gc: " + gc.Out + gc.Err);
         }
     }
@@ -333,8 +330,7 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
     /// </summary>
     private void Session(Action<Topology, Process, Capture> body)
     {
-        File.WriteAllText(_config, "tables = 22600-22699\n");
-        using var fixture = new TopologyFixture();
+        using var fixture = TopologyFixture.For(state);
         var t = fixture.Topology;
         using var peer = Capture.Start(t, 1);
         var via = StartVia(t);
@@ -359,15 +355,15 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
                 && !Topology.Run("ip", ["-n", t.Host, "-6", "rule"]).Out.Contains("proto 86", StringComparison.Ordinal), "via's rules to go", Bound);
             Assert.DoesNotContain("proto 86", Topology.Run("ip", ["-n", t.Host, "route", "show", "table", "all"]).Out);
             Assert.DoesNotContain("proto 86", Topology.Run("ip", ["-n", t.Host, "-6", "route", "show", "table", "all"]).Out);
-            Assert.Empty(Directory.Exists(Path.Combine(_state, "routes")) ? Directory.GetFiles(Path.Combine(_state, "routes")) : []);
-            Assert.DoesNotContain(Cgroup2.FindMounts(), m => Directory.Exists(Path.Combine(m, "via")) && Directory.EnumerateDirectories(Path.Combine(m, "via"), "t226*").Any());
+            Assert.Empty(state.Journals());
+            Assert.DoesNotContain(state.CgroupSubtrees(), s => Directory.Exists(s) && Directory.EnumerateDirectories(s).Any());
         }
         finally
         {
             if (!via.HasExited) via.Kill(entireProcessTree: true);
             via.WaitForExit(10000);
             lock (errors) output.WriteLine("via's stderr:\n" + errors);
-            var gc = t.InHost(["env", $"VIA_STATE_DIR={_state}", $"VIA_CONFIG={_config}", ViaBinary.Path, "gc"]);
+            var gc = Kernel.Via.Run(t, "gc");
             output.WriteLine("gc: " + gc.Out + gc.Err);
             via.Dispose();
         }
@@ -377,7 +373,7 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
     private Process StartVia(Topology t, params string[] environment)
     {
         var start = new ProcessStartInfo("ip") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        string[] args = ["netns", "exec", t.Host, "env", $"VIA_STATE_DIR={_state}", $"VIA_CONFIG={_config}", .. environment, ViaBinary.Path, "run", "--dev", "up2", "--user", "nobody", "--", Clients.Python, "-c", Program];
+        string[] args = ["netns", "exec", t.Host, .. state.Command(environment, ["run", "--dev", "up2", "--user", "nobody", "--", Clients.Python, "-c", Program])];
         foreach (var a in args) start.ArgumentList.Add(a);
         return Process.Start(start)!;
     }
@@ -402,7 +398,7 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
         while (Ask(via, peer) != expected)
         {
             Assert.True(clock.Elapsed < Bound, $"the route did not work again within {Bound.TotalSeconds} s");
-            Thread.Sleep(20); // an attempt that fails at once (EHOSTUNREACH): poll, do not spin
+            Thread.Sleep(20); // a poll: an attempt that fails at once (EHOSTUNREACH) is tried again, not spun on
         }
         return clock.Elapsed;
     }
@@ -429,26 +425,10 @@ public sealed class FollowTests(ITestOutputHelper output) : IDisposable
     private JsonElement Ls(Topology t) => Assert.Single(Routes(t));
 
     /// <summary>The routes of this class's state directory, from 'via ls --json'.</summary>
-    private List<JsonElement> Routes(Topology t)
-    {
-        var r = t.InHost(["env", $"VIA_STATE_DIR={_state}", ViaBinary.Path, "ls", "--json"]);
-        Assert.True(r.Code == 0, r.Err);
-        using var doc = JsonDocument.Parse(r.Out);
-        return [.. doc.RootElement.EnumerateArray().Select(e => e.Clone())];
-    }
+    private static List<JsonElement> Routes(Topology t) => Kernel.Via.Routes(t);
 
     /// <summary>via's lock of this class's state directory, as a via holds it.</summary>
-    private FileLock Lock()
-    {
-        Directory.CreateDirectory(_state);
-        var deadline = DateTime.UtcNow + Bound;
-        while (true)
-        {
-            if (FileLock.TryAcquire(Path.Combine(_state, "lock")) is { } held) return held;
-            Assert.True(DateTime.UtcNow < deadline, "could not take via's lock");
-            Thread.Sleep(20);
-        }
-    }
+    private FileLock Lock() => state.Lock();
 
     /// <summary>Probe ports 40600-40799: sniff.py reports 40000-40999, the fences take 40800 and up.</summary>
     private static int NextPort() => 40600 + (int)((uint)Interlocked.Increment(ref _port) % 200);

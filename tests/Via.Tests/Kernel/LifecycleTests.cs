@@ -5,7 +5,7 @@ using Xunit.Abstractions;
 namespace Via.Tests.Kernel;
 
 /// <summary>Exit status, signals, and removal of everything via made once the route's last process exits.</summary>
-public sealed class LifecycleTests(TopologyFixture fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture>
+public sealed class LifecycleTests(TopologyFixture<LifecycleTests> fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture<LifecycleTests>>
 {
     private Topology T => fixture.Topology;
 
@@ -91,7 +91,7 @@ public sealed class LifecycleTests(TopologyFixture fixture, ITestOutputHelper ou
             _, status = os.waitpid(pid, 0)
             print(os.waitstatus_to_exitcode(status))
             """;
-        var r = T.InHost([Clients.Python, "-c", harness, program], Via.Timeout);
+        var r = T.InHost([.. fixture.State.EnvPrefix, Clients.Python, "-c", harness, program], Via.Timeout);
         output.WriteLine(r.Out + r.Err);
         Assert.Equal(0, r.Code);
         Assert.Equal("1", r.Out.Trim());
@@ -109,7 +109,7 @@ public sealed class LifecycleTests(TopologyFixture fixture, ITestOutputHelper ou
             Assert.Equal(0, r.Code); // via returns when its child exits...
             Assert.False(File.Exists(outFile) && File.ReadAllText(outFile).Length > 0, "the daemon should still be sleeping");
             // ...the daemon, still in the route's cgroup, goes out up2 a second later...
-            for (int i = 0; i < 100 && !(File.Exists(outFile) && File.ReadAllText(outFile).EndsWith('\n')); i++) Thread.Sleep(100);
+            Via.WaitUntil(() => File.Exists(outFile) && File.ReadAllText(outFile).EndsWith('\n'), "the daemon's answer", TimeSpan.FromSeconds(10));
             Assert.Equal("isp2 10.2.0.2", File.ReadAllText(outFile).Trim());
             // ...and once it has exited, the reaper removes the route.
             HostSnapshot.AssertUnchanged(before, T);

@@ -6,7 +6,7 @@ using Xunit.Abstractions;
 namespace Via.Tests.Kernel;
 
 /// <summary>Concurrent invocations of the same route share its kernel objects; different routes get their own.</summary>
-public sealed class SharingTests(TopologyFixture fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture>
+public sealed class SharingTests(TopologyFixture<SharingTests> fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture<SharingTests>>
 {
     private Topology T => fixture.Topology;
 
@@ -14,26 +14,40 @@ public sealed class SharingTests(TopologyFixture fixture, ITestOutputHelper outp
     public void Two_programs_on_the_same_route_share_one_table_and_ls_shows_both()
     {
         var before = HostSnapshot.Take(T);
-        using var a = Via.Start(T, ["run", "--dev", "up2", "--", "sleep", "2"]);
-        using var b = Via.Start(T, ["run", "--dev", "up2", "--", "sleep", "2"]);
-        Thread.Sleep(700);
-        var ls = Via.Run(T, "ls", "--json");
-        output.WriteLine(ls.Out);
-        using var doc = System.Text.Json.JsonDocument.Parse(ls.Out);
-        var routes = doc.RootElement.EnumerateArray().ToList();
-        Assert.Single(routes);
-        Assert.Equal("up2", routes[0].GetProperty("device").GetString());
-        Assert.Equal("up", routes[0].GetProperty("state").GetString());
-        Assert.Equal(2, routes[0].GetProperty("processes").GetArrayLength());
-        Assert.All(routes[0].GetProperty("processes").EnumerateArray(), p => Assert.Equal("sleep 2", p.GetProperty("command").GetString()));
-        var text = Via.Run(T, "ls");
-        Assert.Contains("sleep 2", text.Out);
-        Assert.Single(Topology.Run("ip", ["-n", T.Host, "rule"]).Out.Split('\n'), l => l.Contains("fwmark"));
-        Assert.True(a.WaitForExit(10000) && b.WaitForExit(10000));
-        Assert.Equal(0, a.ExitCode);
-        Assert.Equal(0, b.ExitCode);
-        HostSnapshot.AssertUnchanged(before, T);
-        Assert.Equal("no routes", Via.Run(T, "ls").Out.Trim());
+        // Each program is one process that waits for a file, so the test decides when they end.
+        string flag = Path.Combine(Path.GetTempPath(), $"via-sharing-{Guid.NewGuid():N}");
+        string wait = $"import os, time\nwhile not os.path.exists('{flag}'): time.sleep(0.05)";
+        using var a = Via.Start(T, ["run", "--dev", "up2", "--", Clients.Python, "-c", wait]);
+        using var b = Via.Start(T, ["run", "--dev", "up2", "--", Clients.Python, "-c", wait]);
+        try
+        {
+            Via.WaitForRoute(T, "up2", processes: 2);
+            var ls = Via.Run(T, "ls", "--json");
+            output.WriteLine(ls.Out);
+            using var doc = System.Text.Json.JsonDocument.Parse(ls.Out);
+            var routes = doc.RootElement.EnumerateArray().ToList();
+            Assert.Single(routes);
+            Assert.Equal("up2", routes[0].GetProperty("device").GetString());
+            Assert.Equal("up", routes[0].GetProperty("state").GetString());
+            Assert.Equal(2, routes[0].GetProperty("processes").GetArrayLength());
+            Assert.All(routes[0].GetProperty("processes").EnumerateArray(), p => Assert.StartsWith($"{Clients.Python} -c import os, time", p.GetProperty("command").GetString()));
+            var text = Via.Run(T, "ls");
+            Assert.Contains($"{Clients.Python} -c", text.Out);
+            Assert.Single(Topology.Run("ip", ["-n", T.Host, "rule"]).Out.Split('\n'), l => l.Contains("fwmark"));
+            File.WriteAllText(flag, "");
+            Assert.True(a.WaitForExit(10000) && b.WaitForExit(10000));
+            Assert.Equal(0, a.ExitCode);
+            Assert.Equal(0, b.ExitCode);
+            HostSnapshot.AssertUnchanged(before, T);
+            Assert.Equal("no routes", Via.Run(T, "ls").Out.Trim());
+        }
+        finally
+        {
+            File.WriteAllText(flag, "");
+            if (!a.WaitForExit(10000)) a.Kill(entireProcessTree: true);
+            if (!b.WaitForExit(10000)) b.Kill(entireProcessTree: true);
+            File.Delete(flag);
+        }
     }
 
     [RootFact]
@@ -62,7 +76,7 @@ public sealed class SharingTests(TopologyFixture fixture, ITestOutputHelper outp
                     foreach (var d in lines.GroupBy(l => l).Where(g => g.Count() > 1)) duplicates.Add(d.Key);
                     if (args[2] == "rule") Assert.True(lines.Count(l => l.Contains("fwmark")) <= 4, string.Join('\n', lines));
                 }
-                Thread.Sleep(100);
+                Thread.Sleep(100); // the subject: ten samples spread over the runs (about a second and a half), not a condition
             }
             foreach (var (via, expected) in runs)
             {

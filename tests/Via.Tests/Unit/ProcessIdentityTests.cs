@@ -21,7 +21,7 @@ public sealed class ProcessIdentityTests
         using var p = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("sleep", ["5"]))!;
         try
         {
-            Thread.Sleep(200);
+            // (Process.Start returns once the child is made: its /proc entry is there.)
             var id = ProcessIdentity.Of(p.Id);
             Assert.NotNull(id);
             Assert.True(id.Value.StartTime >= ProcessIdentity.Self.StartTime);

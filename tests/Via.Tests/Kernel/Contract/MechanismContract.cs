@@ -5,22 +5,20 @@ namespace Via.Tests.Kernel.Contract;
 
 /// <summary>
 /// The behaviour every mechanism must have (issue 8, part 3), run against each one with
-/// <c>via run --method METHOD</c> on a topology of its own, with its own state directory and tables:
-/// a derived class per mechanism (<see cref="CgroupContract"/>, ...) is its row. A mechanism whose
+/// <c>via run --method METHOD</c> on a topology of its own, with its own state directory, cgroup
+/// subtree and tables (<see cref="ClassState"/>, named after the row, tables from FirstTable): a
+/// derived class per mechanism (<see cref="CgroupContract"/>, ...) is its row. A mechanism whose
 /// row is not green is not done.
 /// </summary>
 public abstract class MechanismContract : IClassFixture<TopologyFixture>, IDisposable
 {
     private readonly TopologyFixture _fixture;
-    private readonly string _config;
 
     protected MechanismContract(TopologyFixture fixture, ITestOutputHelper output)
     {
-        _fixture = fixture;
+        _fixture = fixture.Claim(GetType().Name, $"{FirstTable}-{FirstTable + 49}");
         Output = output;
-        State = $"/run/via-contract-{Method}";
-        _config = Path.Combine(Path.GetTempPath(), $"via-contract-{Method}-{Guid.NewGuid():N}.conf");
-        File.WriteAllText(_config, $"tables = {FirstTable}-{FirstTable + 49}\n");
+        State = _fixture.State.StateDirectory;
     }
 
     /// <summary>The mechanism's name (<c>--method</c>).</summary>
@@ -36,12 +34,13 @@ public abstract class MechanismContract : IClassFixture<TopologyFixture>, IDispo
 
     protected Topology T => _fixture.Topology;
 
+    /// <summary>The row's state directory.</summary>
     protected string State { get; }
 
-    /// <summary>bin/via ARGS in the host namespace with this row's state directory and tables.</summary>
+    /// <summary>bin/via ARGS in the host namespace with this row's state directory, cgroup subtree and tables.</summary>
     protected (int Code, string Out, string Err) Via(params string[] args)
     {
-        var r = T.InHost(["env", $"VIA_STATE_DIR={State}", $"VIA_CONFIG={_config}", ViaBinary.Path, .. args], Kernel.Via.Timeout);
+        var r = Kernel.Via.Run(T, args);
         Output.WriteLine($"via {string.Join(' ', args)}: exit {r.Code}\n{r.Out}{r.Err}");
         return r;
     }
@@ -168,8 +167,7 @@ public abstract class MechanismContract : IClassFixture<TopologyFixture>, IDispo
             print('tcp6', ask(socket.AF_INET6, '2001:db8:100::1'), flush=True)
             """;
         int isp1 = T.ServerLog(1).Count;
-        using var via = Kernel.Via.Start(T, ["run", "--method", Method, "--dev", "up2", "--", Clients.Python, "-c", program],
-            new Dictionary<string, string> { ["VIA_STATE_DIR"] = State, ["VIA_CONFIG"] = _config });
+        using var via = Kernel.Via.Start(T, ["run", "--method", Method, "--dev", "up2", "--", Clients.Python, "-c", program]);
         try
         {
             Assert.Equal("before isp2 10.2.0.2", via.StandardOutput.ReadLine());
@@ -194,8 +192,7 @@ public abstract class MechanismContract : IClassFixture<TopologyFixture>, IDispo
     [RootFact]
     public void Another_program_at_the_same_time_keeps_the_default_route()
     {
-        using var held = Kernel.Via.Start(T, ["run", "--method", Method, "--dev", "up2", "--", "sh", "-c", "read line"],
-            new Dictionary<string, string> { ["VIA_STATE_DIR"] = State, ["VIA_CONFIG"] = _config });
+        using var held = Kernel.Via.Start(T, ["run", "--method", Method, "--dev", "up2", "--", "sh", "-c", "read line"], input: true);
         try
         {
             Kernel.Via.WaitUntil(() => ViaObjects().Contains("proto 86", StringComparison.Ordinal), "the route to be up");
@@ -214,23 +211,24 @@ public abstract class MechanismContract : IClassFixture<TopologyFixture>, IDispo
     [RootFact]
     public void After_SIGKILL_of_via_gc_removes_everything()
     {
-        using var held = Kernel.Via.Start(T, ["run", "--method", Method, "--dev", "up2", "--", "sleep", "600"],
-            new Dictionary<string, string> { ["VIA_STATE_DIR"] = State, ["VIA_CONFIG"] = _config });
-        Kernel.Via.WaitUntil(() => T.InHost(["pgrep", "-f", "^sleep 600$"]).Out.Trim().Length > 0, "the program to run");
+        using var held = Kernel.Via.Start(T, ["run", "--method", Method, "--dev", "up2", "--", "sleep", "600"]);
+        // The program, as via ls shows it in the row's route (not any 'sleep 600' of the host).
+        List<int> Program() => [.. Kernel.Via.Routes(T).SelectMany(r => r.GetProperty("processes").EnumerateArray())
+            .Where(p => p.GetProperty("command").GetString() == "sleep 600").Select(p => p.GetProperty("pid").GetInt32())];
+        Kernel.Via.WaitUntil(() => Program().Count > 0, "the program to run");
         held.Kill(); // SIGKILL of via alone: its program lives on, routed
         held.WaitForExit();
         Assert.Contains("proto 86", ViaObjects());
-        T.InHost(["pkill", "-9", "-f", "^sleep 600$"]);
-        Kernel.Via.WaitUntil(() => T.InHost(["pgrep", "-f", "^sleep 600$"]).Code != 0, "the program to be gone");
+        foreach (int pid in Program()) Topology.Run("kill", ["-KILL", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        Kernel.Via.WaitUntil(() => Program().Count == 0, "the program to be gone");
         Assert.Equal(0, Via("gc").Code);
         AssertNothingLeft();
     }
 
+    /// <summary>After each test, what it left is collected (the state directory and subtree go with the class: <see cref="ClassState"/>).</summary>
     public void Dispose()
     {
         Via("gc");
-        File.Delete(_config);
-        try { Directory.Delete(State, recursive: true); } catch (DirectoryNotFoundException) { }
         GC.SuppressFinalize(this);
     }
 }
