@@ -14,7 +14,7 @@ namespace Via.Tests.Kernel;
 /// check of "nothing left" looks at this class's own objects only (its namespace, its journals,
 /// its routes' cgroups and taggers), so other classes and worktrees may run at the same time.
 /// </summary>
-public sealed class PreloadTests(TopologyFixture fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture>, IDisposable
+public sealed class PreloadTests(TopologyFixture<PreloadTests> fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture<PreloadTests>>, IDisposable
 {
     private const string State = "/run/via-test-preload";
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(15);

@@ -14,7 +14,7 @@ namespace Via.Tests.Kernel;
 /// program's user, and the egress guard sees the supervisor's sockets.
 /// This class has its own topology, state directory and tables (23300-23349).
 /// </summary>
-public sealed class SeccompTests(TopologyFixture fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture>, IDisposable
+public sealed class SeccompTests(TopologyFixture<SeccompTests> fixture, ITestOutputHelper output) : IClassFixture<TopologyFixture<SeccompTests>>, IDisposable
 {
     private Topology T => fixture.Topology;
 
