@@ -12,7 +12,14 @@ namespace Via.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args) => Say.Guard(() => Dispatch(args));
+    public static int Main(string[] args)
+    {
+        Via.Kernel.PhaseTrace.Mark("start");
+        int status = Say.Guard(() => Dispatch(args));
+        Via.Kernel.PhaseTrace.Mark("end");
+        Via.Kernel.PhaseTrace.Report();
+        return status;
+    }
 
     private static int Dispatch(string[] args)
     {
