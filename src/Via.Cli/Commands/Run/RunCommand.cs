@@ -16,6 +16,7 @@ public static class RunCommand
 {
     public static int Execute(RunOptions o)
     {
+        PhaseTrace.Mark("parse");
         if (o.Command.Length == 0)
             return Say.Error("no command given; usage: via run --dev IFACE [options] -- COMMAND [ARGS...]");
         if (o.Json && !o.DryRun)
@@ -66,20 +67,27 @@ public static class RunCommand
                 PlanPrinter.Print(NewPlan(view, resolved), o.Command, who, o.Json, Dns(view, resolved));
                 return ExitCodes.Ok;
             }
+            PhaseTrace.Mark("prepare");
             using (RouteRegistry.Lock(Say.Note))
             {
+                PhaseTrace.Mark("lock");
                 var view = HostView.Read(host);
                 var resolved = RouteResolver.Resolve(request, view);
                 dns = Dns(view, resolved);
                 string key = Planner.Key(Namespaces.CurrentNetwork(), mechanism, resolved, request);
+                PhaseTrace.Mark("host");
                 if (RouteRegistry.FindShared(key) is { } shared)
                 {
+                    PhaseTrace.Mark("find");
                     active = RouteRegistry.Join(shared, ProcessIdentity.Self);
+                    PhaseTrace.Mark("journal");
                     if (o.Verbose) Console.Error.WriteLine($"via: joining route {active.Id} (dev {active.Device}, table {active.Table})");
                 }
                 else
                 {
+                    PhaseTrace.Mark("find");
                     var plan = NewPlan(view, resolved);
+                    PhaseTrace.Mark("plan");
                     active = new ActiveRoute(plan.RouteId, key, Namespaces.CurrentNetwork(), DateTimeOffset.UtcNow, o.Device,
                         (resolved.Gateway4 ?? resolved.Gateway6)?.ToString(), plan.Numbers.Mark, plan.Numbers.Table,
                         mechanism.Name, plan.Membership, [ProcessIdentity.Self], false, [.. plan.Changes])
@@ -91,6 +99,7 @@ public static class RunCommand
                     };
                     // Journal first: whatever happens next, 'via gc' knows what may exist.
                     Journal.Write(active);
+                    PhaseTrace.Mark("journal");
                     fault.At("journal");
                     try
                     {
@@ -109,8 +118,10 @@ public static class RunCommand
                         if (e.Leftovers.Count > 0) Say.Note($"what is left is recorded in {Journal.PathOf(active.Id)}; 'via gc' retries it");
                         throw;
                     }
+                    PhaseTrace.Mark("setup");
                 }
             }
+            PhaseTrace.Mark("unlock");
         }
         catch (PlanException e)
         {
@@ -137,6 +148,7 @@ public static class RunCommand
         {
             // While the program runs, the route follows IFACE and puts back what others remove (DESIGN.md point 12).
             using var watcher = RouteWatcher.Start(active.Id, Say.Note, fault);
+            PhaseTrace.Mark("watch");
             try
             {
                 status = Launch(active, path, o.Command, who, signals, dns.Private);
@@ -147,6 +159,7 @@ public static class RunCommand
                 status = Say.Error($"could not start the program: {Say.Describe(e)}");
             }
             watcher.Dispose();
+            PhaseTrace.Mark("unwatch");
             // What this via remembers of the route (for a wiped /run) includes what its watcher re-made.
             active = watcher.Latest ?? active;
         }
@@ -156,7 +169,11 @@ public static class RunCommand
         try
         {
             using (RouteRegistry.Lock(Say.Note))
+            {
+                PhaseTrace.Mark("lock2");
                 left = RouteRegistry.Leave(active.Id, ProcessIdentity.Self, () => fault.At("undo"), remembered: active);
+            }
+            PhaseTrace.Mark("teardown");
         }
         catch (Exception e)
         {
@@ -234,8 +251,10 @@ public static class RunCommand
         if (!useLauncher && spec.Cgroup is { } cgroup && Spawn.TryStart(cgroup, path, command, environment.Select(e => $"{e.Key}={e.Value}").ToList(), who, spec.Mounts) is { } started)
         {
             resolverFiles?.Dispose(); // exec'd (or failed): the files are needed no longer
+            PhaseTrace.Mark("spawn");
             signals.Target = started.Pid;
             int status = Spawn.Wait(started.Pid);
+            PhaseTrace.Mark("wait");
             signals.Target = 0;
             return started.FailedAt switch
             {
