@@ -147,11 +147,11 @@ public static class RunCommand
         else
         {
             // While the program runs, the route follows IFACE and puts back what others remove (DESIGN.md point 12).
-            using var watcher = RouteWatcher.Start(active.Id, Say.Note, fault);
-            PhaseTrace.Mark("watch");
+            // (From RouteWatcher.Deferral after the program started: one that is done by then costs no watcher.)
+            using var watcher = RouteWatcher.Create(active.Id, Say.Note, fault);
             try
             {
-                status = Launch(active, path, o.Command, who, signals, dns.Private);
+                status = Launch(active, path, o.Command, who, signals, dns.Private, watcher.Start);
             }
             catch (Exception e)
             {
@@ -228,7 +228,8 @@ public static class RunCommand
         return null; // keep our own identity
     }
 
-    private static int Launch(ActiveRoute route, string path, string[] command, Credentials? who, SignalForwarder signals, PrivateResolver? resolver)
+    private static int Launch(ActiveRoute route, string path, string[] command, Credentials? who, SignalForwarder signals, PrivateResolver? resolver,
+        Action startWatching)
     {
         // The program's own resolver files, removed on every way out of here (the program's mounts
         // hold them once it has exec'd; a SIGINT to via is forwarded, never fatal, so this runs).
@@ -253,6 +254,7 @@ public static class RunCommand
             resolverFiles?.Dispose(); // exec'd (or failed): the files are needed no longer
             PhaseTrace.Mark("spawn");
             signals.Target = started.Pid;
+            if (!ChildExit.Within(started.Pid, RouteWatcher.Deferral)) startWatching();
             int status = Spawn.Wait(started.Pid);
             PhaseTrace.Mark("wait");
             signals.Target = 0;
@@ -272,6 +274,7 @@ public static class RunCommand
         foreach (var (k, v) in environment) start.Environment[k] = v;
         using var child = Process.Start(start) ?? throw new ViaException("could not start the launcher");
         signals.Target = child.Id;
+        startWatching();
         child.WaitForExit();
         signals.Target = 0;
         return child.ExitCode; // .NET reports death by signal N as 128 + N, as a shell does
