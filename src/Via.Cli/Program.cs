@@ -36,6 +36,12 @@ public static class Program
                 _ => Say.Error($"unknown internal command {args[0]}"),
             };
         }
+        // 'via run' in its usual shape, without building System.CommandLine's tree (its launch time is benchmarked).
+        if (RunFastParse.TryParse(args) is { } run)
+        {
+            Fault.FromEnvironment().At("command");
+            return Say.Guard(() => RunCommand.Execute(run));
+        }
         return Parse(args);
     }
 
