@@ -79,7 +79,7 @@ public static class Journal
         Directory.CreateDirectory(RoutesDirectory);
         string path = PathOf(route.Id), temp = path + ".tmp";
         File.WriteAllBytes(temp, JournalCodec.Encode(route));
-        Kernel.FileSwap.Replace(temp, path);
+        File.Move(temp, path, overwrite: true);
     }
 
     public static ActiveRoute Read(string path) => JournalCodec.Decode(File.ReadAllBytes(path), path);
