@@ -1,10 +1,13 @@
 /* spawn: time fork+exec+wait of several commands, interleaved, with a monotonic clock.
  *
- *   spawn [-g GAP_MS] N WARMUP RAWFILE :: LABEL PROG ARGS... :: LABEL PROG ARGS... ...
+ *   spawn [-g GAP_MS] N WARMUP RAWFILE :: LABEL [NAME=VALUE...] PROG ARGS... :: LABEL ...
  *
  * Runs each command N times (after WARMUP unrecorded rounds), round-robin with the starting
  * command rotated every round so that no command always follows the same one; with -g, sleeps
- * GAP_MS between runs (so that each run finds the kernel idle, as a rarely run command would). The children's
+ * GAP_MS between runs (so that each run finds the kernel idle, as a rarely run command would). NAME=VALUE
+ * words before PROG are added to that command's environment (as env(1) does, without its exec). Every
+ * child gets VIA_TRACE_T0, the CLOCK_MONOTONIC nanoseconds just before its fork, so a traced via can
+ * tell how long it took to reach its Main (VIA_TRACE, see src/Via.Kernel/PhaseTrace.cs). The children's
  * stdin/stdout/stderr are /dev/null. Writes every sample to RAWFILE ("label ns status") and one
  * summary line per command to stdout:
  *   label n median_ns p90_ns mean_ns min_ns paired_diff_median_ns nonzero_exits
@@ -19,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef struct { const char *label; char **argv; long long *ns; int *status; } cmd_t;
+typedef struct { const char *label; char **env; char **argv; long long *ns; int *status; } cmd_t;
 
 #include "clock.h"
 
@@ -31,7 +34,7 @@ static long long pct(const long long *s, int n, double p) {
     return s[k];
 }
 
-static int run(char **argv, long long *ns) {
+static int run(char **env, char **argv, long long *ns) {
     long long t0 = now_ns();
     pid_t pid = fork();
     if (pid < 0) { perror("fork"); exit(2); }
@@ -39,6 +42,10 @@ static int run(char **argv, long long *ns) {
         int fd = open("/dev/null", O_RDWR);
         dup2(fd, 0); dup2(fd, 1); dup2(fd, 2);
         if (fd > 2) close(fd);
+        char t[32];
+        snprintf(t, sizeof t, "%lld", t0);
+        setenv("VIA_TRACE_T0", t, 1);
+        for (char **e = env; *e; e++) putenv(*e);
         execv(argv[0], argv);
         _exit(127);
     }
@@ -70,10 +77,14 @@ int main(int argc, char **argv) {
         int j = i + 1;
         while (j < argc && strcmp(argv[j], "::") != 0) j++;
         if (j - i < 3 || nc == 16) { fprintf(stderr, "spawn: each '::' needs LABEL PROG [ARGS...]\n"); return 2; }
-        int len = j - (i + 2);
+        int first = i + 2, ne = 0;
+        while (first < j - 1 && strchr(argv[first], '=') && argv[first][0] != '/') first++, ne++;
+        int len = j - first;
         cmds[nc].label = argv[i + 1];
+        cmds[nc].env = calloc(ne + 1, sizeof(char *));
+        memcpy(cmds[nc].env, &argv[i + 2], ne * sizeof(char *));
         cmds[nc].argv = calloc(len + 1, sizeof(char *));
-        memcpy(cmds[nc].argv, &argv[i + 2], len * sizeof(char *));
+        memcpy(cmds[nc].argv, &argv[first], len * sizeof(char *));
         cmds[nc].ns = calloc(n, sizeof(long long));
         cmds[nc].status = calloc(n, sizeof(int));
         nc++;
@@ -82,12 +93,12 @@ int main(int argc, char **argv) {
     struct timespec gap = { gap_ms / 1000, (gap_ms % 1000) * 1000000L };
     long long scratch;
     for (int r = 0; r < warm; r++)
-        for (int c = 0; c < nc; c++) run(cmds[c].argv, &scratch);
+        for (int c = 0; c < nc; c++) run(cmds[c].env, cmds[c].argv, &scratch);
     for (int r = 0; r < n; r++)
         for (int k = 0; k < nc; k++) {
             int c = (r + k) % nc;
             if (gap_ms) nanosleep(&gap, NULL);
-            cmds[c].status[r] = run(cmds[c].argv, &cmds[c].ns[r]);
+            cmds[c].status[r] = run(cmds[c].env, cmds[c].argv, &cmds[c].ns[r]);
         }
     long long *tmp = malloc(n * sizeof(long long));
     for (int c = 0; c < nc; c++) {

@@ -12,7 +12,14 @@ namespace Via.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args) => Say.Guard(() => Dispatch(args));
+    public static int Main(string[] args)
+    {
+        Via.Kernel.PhaseTrace.Mark("start");
+        int status = Say.Guard(() => Dispatch(args));
+        Via.Kernel.PhaseTrace.Mark("end");
+        Via.Kernel.PhaseTrace.Report();
+        return status;
+    }
 
     private static int Dispatch(string[] args)
     {
@@ -28,6 +35,12 @@ public static class Program
                 Probe.Verb => Probe.Run(args.AsSpan(1)),
                 _ => Say.Error($"unknown internal command {args[0]}"),
             };
+        }
+        // 'via run' in its usual shape, without building System.CommandLine's tree (its launch time is benchmarked).
+        if (RunFastParse.TryParse(args) is { } run)
+        {
+            Fault.FromEnvironment().At("command");
+            return Say.Guard(() => RunCommand.Execute(run));
         }
         return Parse(args);
     }

@@ -83,6 +83,7 @@ public sealed class RouteSession
         using var host = new Host();
         using (RouteRegistry.Lock(output.Note))
         {
+            PhaseTrace.Mark("lock");
             var view = HostView.Read(host);
             var (mechanism, why) = MechanismChoice.Choose(request.Method, view, request.Program);
             output.Say($"method {mechanism.Name}: {why}");
@@ -90,15 +91,20 @@ public sealed class RouteSession
             var dns = DecideDns(request.Dns, view, resolved);
             string here = Namespaces.CurrentNetwork();
             string key = Planner.Key(here, mechanism, resolved, request.Route);
-            if (RouteRegistry.FindShared(key) is { } shared)
+            PhaseTrace.Mark("host");
+            var shared = RouteRegistry.FindShared(key);
+            PhaseTrace.Mark("find");
+            if (shared is not null)
             {
                 var joined = RouteRegistry.Join(shared, ProcessIdentity.Self);
+                PhaseTrace.Mark("journal");
                 output.Say($"joining route {joined.Id} (dev {joined.Device}, table {joined.Table})");
                 var tag = Planner.Tagging(joined.Id, joined.Mark, view, resolved.Link.Index, joined.Cgroup!);
                 return new RouteSession(joined, mechanism, tag, dns, true, output, fault);
             }
 
             var (plan, described) = NewPlan(request.Route, mechanism, view, resolved, settings, output.Note);
+            PhaseTrace.Mark("plan");
             output.Say(described);
             var tagging = Planner.Tagging(plan.RouteId, plan.Numbers.Mark, view, resolved.Link.Index, plan.Membership);
             var active = new ActiveRoute(plan.RouteId, key, here, DateTimeOffset.UtcNow, request.Route.Device,
@@ -113,6 +119,7 @@ public sealed class RouteSession
             };
             // Journal first: whatever happens next, 'via gc' knows what may exist.
             Journal.Write(active);
+            PhaseTrace.Mark("journal");
             fault.At("journal");
             try
             {
@@ -131,6 +138,7 @@ public sealed class RouteSession
                 if (e.Leftovers.Count > 0) output.Note($"what is left is recorded in {Journal.PathOf(active.Id)}; 'via gc' retries it");
                 throw;
             }
+            PhaseTrace.Mark("setup");
             return new RouteSession(active, mechanism, tagging, dns, false, output, fault);
         }
     }
@@ -142,12 +150,13 @@ public sealed class RouteSession
     /// </summary>
     public int Run(string path, string[] command, Credentials? user, IReadOnlyDictionary<string, string> environment, Action<int>? started = null)
     {
-        // While the program runs, the route follows IFACE and puts back what others remove (DESIGN.md point 12).
-        using var watcher = RouteWatcher.Start(Route.Id, _output.Note, _fault);
+        // While the program runs, the route follows IFACE and puts back what others remove (DESIGN.md
+        // point 12), from RouteWatcher.Deferral after the program started: one that is done by then costs no watcher.
+        using var watcher = RouteWatcher.Create(Route.Id, _output.Note, _fault);
         int status;
         try
         {
-            status = Launch(path, command, user, environment, started);
+            status = Launch(path, command, user, environment, started, watcher.Start);
         }
         catch (Exception e)
         {
@@ -156,12 +165,13 @@ public sealed class RouteSession
             status = ExitCodes.ViaFailed;
         }
         watcher.Dispose();
+        PhaseTrace.Mark("unwatch");
         // What this via remembers of the route (for a wiped /run) includes what its watcher re-made.
         Route = watcher.Latest ?? Route;
         return status;
     }
 
-    private int Launch(string path, string[] command, Credentials? user, IReadOnlyDictionary<string, string> environment, Action<int>? started)
+    private int Launch(string path, string[] command, Credentials? user, IReadOnlyDictionary<string, string> environment, Action<int>? started, Action startWatching)
     {
         // The program's own resolver files, removed on every way out of here (the program's mounts
         // hold them once it has exec'd).
@@ -178,6 +188,7 @@ public sealed class RouteSession
         string cgroup = Mechanisms.Cgroup.CgroupPaths.Resolve(Route.Cgroup!);
         var spec = new LaunchSpec(cgroup, user, full, resolverFiles?.Mounts ?? [], additions.SeccompListener);
         var program = ProgramLauncher.Start(spec, path, command, _output.Note);
+        PhaseTrace.Mark("spawn");
         // Exec'd (or failed): the files are needed no longer. Not so through the launcher stage,
         // which may not have made its mounts yet: the using above removes them once it is done.
         if (!program.ThroughStage) resolverFiles?.Dispose();
@@ -201,7 +212,9 @@ public sealed class RouteSession
             program.SeccompListener?.Dispose();
         }
         started?.Invoke(program.Pid);
+        if (!ChildExit.Within(program.Pid, RouteWatcher.Deferral)) startWatching();
         int status = ProgramLauncher.Wait(program);
+        PhaseTrace.Mark("wait");
         started?.Invoke(0);
         Mechanism.Finished(Tag, launched);
         return status;
@@ -219,7 +232,11 @@ public sealed class RouteSession
         try
         {
             using (RouteRegistry.Lock(_output.Note))
+            {
+                PhaseTrace.Mark("lock2");
                 left = RouteRegistry.Leave(Route.Id, ProcessIdentity.Self, () => _fault.At("undo"), remembered: Route);
+            }
+            PhaseTrace.Mark("teardown");
         }
         catch (Exception e)
         {

@@ -32,7 +32,9 @@ public sealed class RouteWatcher : IDisposable
     private readonly Action<string> _say;
     private readonly Fault? _fault;
     private readonly CancellationTokenSource _stop = new();
+    private Wakeup? _wake; // made when it starts: a watcher never started costs no system call
     private readonly Thread _thread;
+    private bool _started;
     private string? _lastProblem;
     private volatile ActiveRoute? _latest;
 
@@ -48,22 +50,48 @@ public sealed class RouteWatcher : IDisposable
     }
 
     /// <summary>
+    /// How long 'via run' lets its program run before it starts watching the route (see
+    /// <see cref="Create"/>): a program that is done by then never costs a thread, a netlink
+    /// socket and a look at the host. A change of the host in that time is not missed: the
+    /// watcher's first look, when it starts, finds it.
+    /// </summary>
+    public static readonly TimeSpan Deferral = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>
     /// Starts watching route <paramref name="id"/>; <paramref name="say"/> gets one line per change
     /// of state or failure. <paramref name="fault"/>: the kill points "repair" (after the journal
     /// names old and new, and after the changes) for the crash tests.
     /// </summary>
     public static RouteWatcher Start(string id, Action<string> say, Fault? fault = null)
     {
-        var watcher = new RouteWatcher(id, say, fault);
-        watcher._thread.Start();
+        var watcher = Create(id, say, fault);
+        watcher.Start();
         return watcher;
+    }
+
+    /// <summary>A watcher that does nothing until <see cref="Start()"/> (as <see cref="Start(string, Action{string}, Fault?)"/>).</summary>
+    public static RouteWatcher Create(string id, Action<string> say, Fault? fault = null) => new(id, say, fault);
+
+    /// <summary>Starts watching, once; later calls do nothing.</summary>
+    public void Start()
+    {
+        if (_started) return;
+        _started = true;
+        _wake = new Wakeup();
+        _thread.Start();
     }
 
     /// <summary>Stops watching: a repair under way finishes (it holds the lock), a wait for the lock ends. Idempotent.</summary>
     public void Dispose()
     {
+        if (_started && !_stop.IsCancellationRequested)
+        {
+            _stop.Cancel();
+            _wake!.Set(); // out of its poll at once, not at the end of the slice
+            _thread.Join(TimeSpan.FromSeconds(5));
+        }
         _stop.Cancel();
-        _thread.Join(TimeSpan.FromSeconds(5));
+        if (!_thread.IsAlive) _wake?.Dispose();
     }
 
     private void Run()
@@ -97,9 +125,12 @@ public sealed class RouteWatcher : IDisposable
         using (monitor)
         {
             var token = _stop.Token;
+            // The first look at once: the host may have changed between the route's set-up and now.
+            bool first = true;
             while (!token.IsCancellationRequested)
             {
-                if (Changed(monitor, token) is null) return;
+                if (!first && Changed(monitor, _wake, token) is null) return;
+                first = false;
                 try
                 {
                     if (!Check(host, token)) return;
@@ -117,16 +148,16 @@ public sealed class RouteWatcher : IDisposable
     }
 
     /// <summary>Waits for a change (true) or the poll interval (false), gathering a burst into one; null when stopped.</summary>
-    private static bool? Changed(RtnlMonitor? monitor, CancellationToken token)
+    private static bool? Changed(RtnlMonitor? monitor, Wakeup? wake, CancellationToken token)
     {
         var slice = TimeSpan.FromMilliseconds(250);
         for (var waited = TimeSpan.Zero; waited < Poll; waited += slice)
         {
             if (token.IsCancellationRequested) return null;
             if (monitor is null) { token.WaitHandle.WaitOne(slice); continue; }
-            if (!monitor.Wait(slice)) continue;
+            if (!monitor.Wait(slice, wake)) continue;
             var gathering = System.Diagnostics.Stopwatch.StartNew();
-            while (gathering.Elapsed < MaxGather && monitor.Wait(Quiet)) { }
+            while (gathering.Elapsed < MaxGather && monitor.Wait(Quiet, wake)) { }
             return true;
         }
         return false;

@@ -40,7 +40,12 @@ public sealed record HostView(
 
     /// <summary>
     /// This view with the marks of the nftables ruleset: read only where via chooses its mark mask
-    /// (a new route, doctor), since listing the ruleset costs more than the rest of the view.
+    /// (a new route, doctor), since listing the ruleset costs more than the rest of the view. Where
+    /// the namespace has no nftables table at all (asked over nfnetlink, one dump), there is no
+    /// ruleset to list, and libnftables is not loaded.
     /// </summary>
-    public HostView WithFirewallMarks() => this with { FirewallMarks = Mechanisms.FirewallMarks.Parse(Kernel.Nftables.NftablesRuleset.ListJson()) };
+    public HostView WithFirewallMarks() => this with
+    {
+        FirewallMarks = Kernel.Nftables.NftablesTables.Any() == false ? [] : Mechanisms.FirewallMarks.Parse(Kernel.Nftables.NftablesRuleset.ListJson()),
+    };
 }

@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -127,6 +128,104 @@ static void child_report(int sock, const int report[3], int fd)
     while (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR) { }
 }
 
+// What the child needs, on the parent's memory (shared: see clone3_vm).
+struct child_args {
+    const char *path;
+    char *const *argv, *const *envp;
+    int set_ids;
+    unsigned uid, gid;
+    int ngroups;
+    const unsigned *groups;
+    int nmounts;
+    char *const *mount_from, *const *mount_on;
+    int seccomp_listener, inherit_fd;
+    int report_fd; // the child's end of a SOCK_SEQPACKET pair (child_report)
+};
+
+// The child, from clone3 to execve: async-signal-safe calls only. Returns only on failure (127),
+// having written what failed to report_fd.
+static int child_main(void *p)
+{
+    const struct child_args *c = p;
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, NULL); // also undoes the runtime's SIG_IGN of SIGPIPE
+    sigset_t none;
+    sigemptyset(&none);
+    int report[3] = {0, 0, -1};
+    // Mounts first, as root, before the credentials are dropped.
+    int r = private_mounts(c->nmounts, c->mount_from, c->mount_on, &report[2]);
+    if (r < 0) {
+        report[0] = 3;
+        report[1] = -r;
+        child_report(c->report_fd, report, -1);
+        return 127;
+    }
+    if (c->inherit_fd >= 0 && fcntl(c->inherit_fd, F_SETFD, 0) < 0) {
+        report[0] = 2;
+        report[1] = errno;
+        child_report(c->report_fd, report, -1);
+        return 127;
+    }
+    if (c->seccomp_listener) {
+        int fd = install_notify_filter();
+        if (fd < 0) {
+            report[0] = 4;
+            report[1] = -fd;
+            child_report(c->report_fd, report, -1);
+            return 127;
+        }
+        child_report(c->report_fd, report, fd);
+        close(fd);
+    }
+    // Raw syscalls, not glibc's setgroups/setresuid: those broadcast the change to every thread
+    // the parent had (SIGSETXID) and wait for answers that never come in a forked child.
+    if (c->set_ids && (syscall(SYS_setgroups, (size_t)c->ngroups, c->groups) < 0 ||
+                       syscall(SYS_setresgid, c->gid, c->gid, c->gid) < 0 || syscall(SYS_setresuid, c->uid, c->uid, c->uid) < 0)) {
+        report[0] = 1;
+        report[1] = errno;
+    } else {
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execve(c->path, c->argv, c->envp);
+        report[0] = 2;
+        report[1] = errno;
+    }
+    child_report(c->report_fd, report, -1);
+    return 127;
+}
+
+#if defined(__x86_64__)
+// clone3 with CLONE_VM | CLONE_VFORK, as posix_spawn does: the child runs child_main on a stack of
+// its own in the parent's memory until it execs, and the parent waits meanwhile. A plain fork of
+// via copies its page tables (tens of MB mapped by the .NET runtime) and leaves every page the
+// parent writes afterwards to fault once more (copy-on-write); this copies nothing. A raw syscall
+// with a new stack cannot return into C in the child, hence the few instructions of assembly
+// (the kernel starts the child at stack + stack_size, with rax 0). Returns the pid or -errno.
+static long clone3_vm(struct clone_args *args, int (*fn)(void *), void *arg)
+{
+    register long rax __asm__("rax") = SYS_clone3;
+    register void *r12 __asm__("r12") = (void *)fn;
+    register void *r13 __asm__("r13") = arg;
+    __asm__ volatile(
+        "syscall\n\t"
+        "testq %%rax, %%rax\n\t"
+        "jnz 1f\n\t"
+        "xorl %%ebp, %%ebp\n\t"
+        "movq %%r13, %%rdi\n\t"
+        "callq *%%r12\n\t"
+        "movl %%eax, %%edi\n\t"
+        "movl $60, %%eax\n\t" // exit(2): the child's own thread, never the parent's
+        "syscall\n\t"
+        "hlt\n\t"
+        "1:\n\t"
+        : "+r"(rax)
+        : "D"(args), "S"(sizeof *args), "r"(r12), "r"(r13)
+        : "rcx", "r11", "memory");
+    return rax;
+}
+#endif
+
 // Returns the child's pid, or -errno if no child was made. If the child failed before the program
 // ran, *failed_stage says where (1: credentials, 2: execve, 3: private mounts, *failed_index
 // which one, 4: the seccomp filter) and *failed_errno why; the child has then exited with 127 and
@@ -154,64 +253,40 @@ int via_spawn(int cgroup_fd, const char *path, char *const argv[], char *const e
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
 
+    struct child_args child = {
+        .path = path, .argv = argv, .envp = envp, .set_ids = set_ids, .uid = uid, .gid = gid,
+        .ngroups = ngroups, .groups = groups, .nmounts = nmounts, .mount_from = mount_from,
+        .mount_on = mount_on, .seccomp_listener = seccomp_listener, .inherit_fd = inherit_fd, .report_fd = sv[1],
+    };
     struct clone_args args;
     memset(&args, 0, sizeof args);
     args.flags = cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0;
     args.exit_signal = SIGCHLD;
     args.cgroup = cgroup_fd >= 0 ? (uint64_t)cgroup_fd : 0;
-    long pid = syscall(SYS_clone3, &args, sizeof args);
-
-    if (pid == 0) {
-        // Child: async-signal-safe calls only.
-        struct sigaction dfl;
-        memset(&dfl, 0, sizeof dfl);
-        dfl.sa_handler = SIG_DFL;
-        for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, NULL); // also undoes the runtime's SIG_IGN of SIGPIPE
-        sigset_t none;
-        sigemptyset(&none);
-        int report[3] = {0, 0, -1};
-        // Mounts first, as root, before the credentials are dropped.
-        int r = private_mounts(nmounts, mount_from, mount_on, &report[2]);
-        if (r < 0) {
-            report[0] = 3;
-            report[1] = -r;
-            child_report(sv[1], report, -1);
-            _exit(127);
+    long pid;
+    int saved = 0;
+#if defined(__x86_64__)
+    const size_t stack_size = 256 * 1024;
+    void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack != MAP_FAILED) {
+        args.flags |= CLONE_VM | CLONE_VFORK;
+        args.stack = (uint64_t)(uintptr_t)stack;
+        args.stack_size = stack_size;
+        pid = clone3_vm(&args, child_main, &child);
+        if (pid < 0) {
+            saved = (int)-pid;
+            pid = -1;
         }
-        if (inherit_fd >= 0 && fcntl(inherit_fd, F_SETFD, 0) < 0) {
-            report[0] = 2;
-            report[1] = errno;
-            child_report(sv[1], report, -1);
-            _exit(127);
-        }
-        if (seccomp_listener) {
-            int fd = install_notify_filter();
-            if (fd < 0) {
-                report[0] = 4;
-                report[1] = -fd;
-                child_report(sv[1], report, -1);
-                _exit(127);
-            }
-            child_report(sv[1], report, fd);
-            close(fd);
-        }
-        // Raw syscalls, not glibc's setgroups/setresuid: those broadcast the change to every thread
-        // the parent had (SIGSETXID) and wait for answers that never come in a forked child.
-        if (set_ids && (syscall(SYS_setgroups, (size_t)ngroups, groups) < 0 ||
-                        syscall(SYS_setresgid, gid, gid, gid) < 0 || syscall(SYS_setresuid, uid, uid, uid) < 0)) {
-            report[0] = 1;
-            report[1] = errno;
-        } else {
-            sigprocmask(SIG_SETMASK, &none, NULL);
-            execve(path, argv, envp);
-            report[0] = 2;
-            report[1] = errno;
-        }
-        child_report(sv[1], report, -1);
-        _exit(127);
+        // The child has exec'd or exited (CLONE_VFORK): its stack is free again.
+        munmap(stack, stack_size);
+    } else
+#endif
+    {
+        pid = syscall(SYS_clone3, &args, sizeof args);
+        if (pid == 0) _exit(child_main(&child));
+        if (pid < 0) saved = errno;
     }
 
-    int saved = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     close(sv[1]);
     if (pid < 0) {

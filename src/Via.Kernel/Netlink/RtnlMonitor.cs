@@ -50,17 +50,21 @@ public sealed unsafe class RtnlMonitor : IDisposable
     /// some were lost (ENOBUFS: the socket's buffer overflowed, so something changed). Reads
     /// everything queued, so one burst of changes is one answer.
     /// </summary>
-    public bool Wait(TimeSpan timeout)
+    /// <remarks>With <paramref name="wake"/>, returns false as soon as that is set (the caller was told to stop).</remarks>
+    public bool Wait(TimeSpan timeout, Wakeup? wake = null)
     {
-        var pfd = new Libc.PollFd { Fd = _socket.Value, Events = Libc.POLLIN };
+        var pfd = stackalloc Libc.PollFd[2];
+        pfd[0] = new Libc.PollFd { Fd = _socket.Value, Events = Libc.POLLIN };
+        pfd[1] = new Libc.PollFd { Fd = wake?.Fd.Value ?? -1, Events = Libc.POLLIN }; // poll ignores a negative fd
         int ms = (int)Math.Clamp(timeout.TotalMilliseconds, 0, int.MaxValue);
-        int ready = Libc.poll(&pfd, 1, ms);
+        int ready = Libc.poll(pfd, 2, ms);
         if (ready < 0)
         {
             int errno = Marshal.GetLastPInvokeError();
             if (errno == Errno.EINTR) return false;
             throw new KernelException("poll", "netlink monitor socket", errno);
         }
+        if (pfd[1].Revents != 0) return false;
         return ready > 0 && Drain();
     }
 

@@ -12,6 +12,7 @@ public static class RunCommand
 {
     public static int Execute(RunOptions o)
     {
+        PhaseTrace.Mark("parse");
         if (o.Command.Length == 0)
             return Say.Error("no command given; usage: via run --dev IFACE [options] -- COMMAND [ARGS...]");
         if (o.Json && !o.DryRun)
@@ -44,6 +45,7 @@ public static class RunCommand
                 PlanPrinter.Print(preview.Plan, o.Command, who, o.Json, preview.Dns);
                 return ExitCodes.Ok;
             }
+            PhaseTrace.Mark("prepare");
             session = RouteSession.Open(request, output, Fault.FromEnvironment());
         }
         catch (PlanException e)

@@ -100,20 +100,23 @@ public static class RunCommandDefinition
         {
             Dev, Gateway, Source, Table, User, Dns, Method, DryRun, Json, Verbose, Command,
         };
-        command.SetAction(parse => Say.Guard(() => RunCommand.Execute(new RunOptions(
-            parse.GetValue(Dev)!,
-            parse.GetValue(Gateway),
-            parse.GetValue(Source),
-            parse.GetValue(Table),
-            parse.GetValue(User),
-            parse.GetValue(Dns) ?? DnsRequest.Default,
-            parse.GetValue(Method) ?? Engine.MechanismChoice.Auto,
-            parse.GetValue(DryRun),
-            parse.GetValue(Json),
-            parse.GetValue(Verbose),
-            parse.GetValue(Command) ?? []))));
+        command.SetAction(parse => Say.Guard(() => RunCommand.Execute(Options(parse))));
         return command;
     }
+
+    /// <summary>What the command line asked for (also what <see cref="RunFastParse"/> must agree with).</summary>
+    internal static RunOptions Options(ParseResult parse) => new(
+        parse.GetValue(Dev)!,
+        parse.GetValue(Gateway),
+        parse.GetValue(Source),
+        parse.GetValue(Table),
+        parse.GetValue(User),
+        parse.GetValue(Dns) ?? DnsRequest.Default,
+        parse.GetValue(Method) ?? Engine.MechanismChoice.Auto,
+        parse.GetValue(DryRun),
+        parse.GetValue(Json),
+        parse.GetValue(Verbose),
+        parse.GetValue(Command) ?? []);
 
     private static DnsRequest? ParseDns(ArgumentResult result)
     {

@@ -1,0 +1,59 @@
+using System.Runtime.InteropServices;
+using Via.Kernel.Interop;
+using Via.Kernel.Netlink;
+
+namespace Via.Kernel.Nftables;
+
+/// <summary>
+/// Whether the current network namespace has any nftables table, asked over nfnetlink itself
+/// (NFT_MSG_GETTABLE, one dump): with none there is no ruleset to read, and loading libnftables
+/// (six shared libraries) and listing an empty ruleset would cost more than the rest of a route's set-up.
+/// </summary>
+public static unsafe class NftablesTables
+{
+    private const int NETLINK_NETFILTER = 12;
+    private const ushort NFNL_SUBSYS_NFTABLES = 10, NFT_MSG_NEWTABLE = 0, NFT_MSG_GETTABLE = 1;
+    private const ushort NLM_F_REQUEST = 0x1, NLM_F_DUMP = 0x300, NLMSG_ERROR = 2, NLMSG_DONE = 3;
+
+    /// <summary>True if there is at least one table (any family), false if none, null if it cannot be told (no nf_tables, no permission).</summary>
+    public static bool? Any()
+    {
+        int fd = Libc.socket(Nl.AF_NETLINK, Nl.SOCK_RAW | Nl.SOCK_CLOEXEC, NETLINK_NETFILTER);
+        if (fd < 0) return null;
+        using var socket = new SafeFd(fd);
+        // nlmsghdr + struct nfgenmsg { u8 nfgen_family = NFPROTO_UNSPEC; u8 version = NFNETLINK_V0; __be16 res_id = 0; }
+        var request = stackalloc byte[sizeof(NlMsgHdr) + 4];
+        new Span<byte>(request, sizeof(NlMsgHdr) + 4).Clear();
+        *(NlMsgHdr*)request = new NlMsgHdr
+        {
+            Length = (uint)(sizeof(NlMsgHdr) + 4),
+            Type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE,
+            Flags = NLM_F_REQUEST | NLM_F_DUMP,
+            Sequence = 1,
+        };
+        if (Libc.send(socket.Value, request, (nuint)(sizeof(NlMsgHdr) + 4), 0) < 0) return null;
+        var buffer = new byte[16384];
+        fixed (byte* b = buffer)
+        {
+            while (true)
+            {
+                nint n = Libc.recv(socket.Value, b, (nuint)buffer.Length, 0);
+                if (n < 0)
+                {
+                    if (Marshal.GetLastPInvokeError() == Errno.EINTR) continue;
+                    return null;
+                }
+                if (n == 0) return null;
+                for (nint at = 0; at + sizeof(NlMsgHdr) <= n;)
+                {
+                    var header = (NlMsgHdr*)(b + at);
+                    if (header->Length < sizeof(NlMsgHdr)) return null;
+                    if (header->Type == ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE)) return true;
+                    if (header->Type == NLMSG_DONE) return false;
+                    if (header->Type == NLMSG_ERROR) return null;
+                    at += (nint)((header->Length + 3) & ~3u);
+                }
+            }
+        }
+    }
+}
