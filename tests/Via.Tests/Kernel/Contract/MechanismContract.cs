@@ -183,6 +183,8 @@ public abstract class MechanismContract : IClassFixture<TopologyFixture>, IDispo
             File.Delete(flag);
             if (!via.HasExited) via.Kill(entireProcessTree: true);
             Topology.Ip("-n", T.Host, "link", "set", "up2", "up");
+            // The kernel drops up2's IPv6 address with the link (keep_addr_on_down=0): later tests need it.
+            Topology.Run("ip", ["-n", T.Host, "addr", "replace", "fd02::2/64", "dev", "up2", "nodad"]);
             Topology.Run("ip", ["-n", T.Host, "route", "replace", "default", "via", "10.2.0.1", "dev", "up2", "table", "200"]);
             Topology.Run("ip", ["-n", T.Host, "-6", "route", "replace", "default", "via", "fd02::1", "dev", "up2", "table", "200"]);
         }
