@@ -87,17 +87,21 @@ public sealed class PreloadMechanism : IMechanism
     /// <summary>
     /// Stops taggers whose route no journal knows (a via killed between starting one and writing
     /// nothing more cannot happen: the journal has the change first; but a wiped state directory
-    /// can). Only with the default state directory, whose journals account for every route: a
-    /// tagger of another state directory's route (tests) is not ours to judge. A tagger also exits
-    /// by itself within two seconds of its route's cgroup being removed, which gc does.
+    /// can). Only where this state directory's journals account for every route of its cgroup
+    /// subtree (<see cref="Journal.OwnsCgroupSubtree"/>), and only taggers of routes in that subtree
+    /// (their --cgroup): a tagger of another state directory's route (tests, each with a subtree of
+    /// its own) is not ours to judge. A tagger also exits by itself within two seconds of its
+    /// route's cgroup being removed, which gc does.
     /// </summary>
     public IEnumerable<Collector.Removal> Sweep(IReadOnlyList<ActiveRoute> known, bool dryRun)
     {
         if (!Journal.OwnsCgroupSubtree) yield break;
         var ids = known.Select(r => r.Id).ToHashSet(StringComparer.Ordinal);
+        string ours = "/" + RouteCgroups.Subtree + "/";
         foreach (var (pid, address) in StartTagger.Running())
         {
             if (StartTagger.RouteOf(address) is not { } id || ids.Contains(id)) continue;
+            if (StartTagger.CgroupOf(pid) is not { } cgroup || !cgroup.StartsWith(ours, StringComparison.Ordinal)) continue;
             bool stopped = dryRun || StartTagger.Stop(pid);
             yield return new Collector.Removal($"tagger {address} (pid {pid})", "no journal", stopped ? [] : [$"pid {pid} did not exit"]);
         }

@@ -103,6 +103,16 @@ public sealed record StartTagger(string RouteId, string Address, string Cgroup, 
         }
     }
 
+    /// <summary>The route cgroup a running tagger serves (its --cgroup: the path below the cgroup2 root, /via/t22000), or null.</summary>
+    public static string? CgroupOf(int pid)
+    {
+        string[] argv;
+        try { argv = File.ReadAllText($"/proc/{pid}/cmdline").Split('\0'); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+        int i = Array.IndexOf(argv, "--cgroup");
+        return i < 0 || i + 1 >= argv.Length ? null : argv[i + 1];
+    }
+
     /// <summary>SIGTERM, then SIGKILL if it has not exited within 2 s; true once it is gone.</summary>
     public static bool Stop(int pid)
     {
