@@ -337,12 +337,13 @@ public sealed class SeccompTests(TopologyFixture<SeccompTests> fixture, ITestOut
             call('unshare(CLONE_NEWNET)', 272, 0x40000000)
             call('io_uring_setup', 425, 1, ctypes.create_string_buffer(120))
             call('clone3', 435, 0, 0)
+            call('seccomp(SET_MODE_FILTER, NEW_LISTENER)', 317, 1, 8, None)
             """;
         var r = Seccomp(["--user", "root"], Clients.Python, "-c", tries);
         Assert.Equal(0, r.Code);
         Assert.Equal([
             "mark set set", "SO_MARK EPERM", "SO_BINDTODEVICE EPERM", "SO_BINDTOIFINDEX EPERM", "SO_DONTROUTE EPERM", "SO_RCVBUF allowed",
-            "unshare(CLONE_NEWNET) EPERM", "io_uring_setup ENOSYS", "clone3 ENOSYS"], r.Out.Trim().Split('\n'));
+            "unshare(CLONE_NEWNET) EPERM", "io_uring_setup ENOSYS", "clone3 ENOSYS", "seccomp(SET_MODE_FILTER, NEW_LISTENER) EPERM"], r.Out.Trim().Split('\n'));
     }
 
     [RootFact]
