@@ -414,6 +414,35 @@ public sealed class SeccompTests(TopologyFixture<SeccompTests> fixture, ITestOut
     }
 
     [RootFact]
+    public void Where_cgroup_ebpf_is_refused_it_still_routes_without_the_guard()
+    {
+        // bpf() answering EPERM, as in a container: the cgroup method cannot make its route; the
+        // seccomp method makes it without the egress guard, says so, and routes all the same.
+        string dir = Directory.CreateTempSubdirectory("via-seccomp-nobpf-").FullName;
+        try
+        {
+            string noBpf = Path.Combine(dir, "no_bpf");
+            var cc = Topology.Run("gcc", ["-O2", "-Wall", "-Wextra", "-Werror", "-o", noBpf,
+                Path.Combine(ViaBinary.RepositoryRoot, "tests", "Via.Tests", "Kernel", "Scripts", "no_bpf.c")]);
+            Assert.True(cc.Code == 0, "gcc: " + cc.Err);
+            var before = Snapshot();
+            var r = T.InHost([.. Env, noBpf, ViaBinary.Path, "run", "--method", "seccomp", "--dev", "up2", "--", .. Clients.PythonClient("tcp", Topology.Server4)], Kernel.Via.Timeout);
+            output.WriteLine($"exit {r.Code}\n{r.Out}{r.Err}");
+            Assert.Equal(0, r.Code);
+            Assert.Equal("isp2 10.2.0.2", r.Out.Trim());
+            Assert.Contains("no egress guard for this route", r.Err);
+            var cgroup = T.InHost([.. Env, noBpf, ViaBinary.Path, "run", "--method", "cgroup", "--dev", "up2", "--", "true"], Kernel.Via.Timeout);
+            Assert.Equal(125, cgroup.Code);
+            Kernel.Via.WaitUntil(() => Routes().Count == 0, "the routes to go");
+            Assert.Equal(before, Snapshot());
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [RootFact]
     public void The_egress_guard_sees_the_supervisors_sockets()
     {
         // A datagram whose IP_PKTINFO names up1: the egress guard on the route's cgroup refuses it,
