@@ -267,7 +267,14 @@ public sealed class RouteSession
         var choice = NumberChoice.Choose(settings, view, active, Namespaces.CurrentNetwork());
         foreach (var w in choice.Warnings) warn?.Invoke(w);
         var numbers = Allocator.Allocate(view, active, choice.Space, request.Table);
-        return (Planner.Make(request, resolved, view, mechanism, numbers, Planner.RouteId(numbers)), choice.Describe());
+        bool guard = true;
+        if (!mechanism.NeedsCgroupBpf && Mechanisms.Guard.EgressGuardSupport.Refused() is { } why)
+        {
+            guard = false;
+            warn?.Invoke($"no egress guard for this route: this host refuses cgroup eBPF ({why}); method {mechanism.Name} tags every socket without it, "
+                + "but a packet whose socket names its own way out per message (IP_PKTINFO, a multicast interface, an IPv6 scope id) is not checked");
+        }
+        return (Planner.Make(request, resolved, view, mechanism, numbers, Planner.RouteId(numbers), guard), choice.Describe());
     }
 
     /// <summary>Names resolve through the route (DESIGN.md point 7): decided, like the route, before anything changes.</summary>

@@ -53,6 +53,11 @@ public interface IMechanism
     /// source address itself; if not, the plan must add SNAT (DESIGN.md, point 1).</summary>
     bool TagsAtCreation { get; }
 
+    /// <summary>Whether its tagging needs cgroup eBPF. One that does not (seccomp) still gets the egress
+    /// guard where the host allows cgroup eBPF, and goes without it, said in one line, where the host
+    /// refuses it (inside many containers).</summary>
+    bool NeedsCgroupBpf => true;
+
     /// <summary>Whether it can work here: cheap (files, kernel features), changes nothing. <c>auto</c> takes the first usable one.</summary>
     MechanismProbe Probe(HostView host);
 

@@ -27,7 +27,8 @@ public static class Planner
     /// <summary>Metric of the unreachable default that ends each table: the kill switch.</summary>
     public const uint KillSwitchMetric = 4278198272;
 
-    public static Plan Make(RouteRequest request, ResolvedRoute route, HostView host, IMechanism mechanism, RouteNumbers numbers, string routeId)
+    /// <param name="egressGuard">False only where the host refuses cgroup eBPF and the mechanism tags without it (see <see cref="IMechanism.NeedsCgroupBpf"/>).</param>
+    public static Plan Make(RouteRequest request, ResolvedRoute route, HostView host, IMechanism mechanism, RouteNumbers numbers, string routeId, bool egressGuard = true)
     {
         // Every route has a cgroup of its own, whatever tags its sockets: its programs start in it
         // (membership, lifetime, counters), and the egress guard on it is the backstop for every
@@ -36,7 +37,7 @@ public static class Planner
         var tag = Tagging(routeId, numbers.Mark, host, route.Link.Index, cgroup);
         var changes = new List<HostChange>(RouteCgroups.Create(host, cgroup));
         changes.AddRange(mechanism.Tag(tag));
-        changes.Add(new AttachEgressGuard(cgroup, route.Link.Index, route.Link.Name));
+        if (egressGuard) changes.Add(new AttachEgressGuard(cgroup, route.Link.Index, route.Link.Name));
         changes.AddRange(Routing(route, numbers));
         return new Plan(routeId, request, route, numbers, mechanism, changes, mechanism.Launch(tag), cgroup);
     }

@@ -19,6 +19,10 @@
 //                                            made or joined another one would get sockets of the
 //                                            host's namespace there (a sandbox that cuts a child's
 //                                            network with an empty namespace would be undone)
+//   seccomp(SECCOMP_SET_MODE_FILTER,         EPERM: of two filters answering USER_NOTIF, the newer
+//     SECCOMP_FILTER_FLAG_NEW_LISTENER)      one's listener decides, and could let socket() go on
+//                                            untagged (SECCOMP_USER_NOTIF_FLAG_CONTINUE); filters
+//                                            without a listener stack harmlessly
 //   clone3                                   ENOSYS: its flags are in memory, which a filter cannot
 //                                            read; glibc, Rust and Go fall back to clone (as under
 //                                            Docker's default profile, which does the same)
@@ -69,13 +73,13 @@
 
 // The syscall numbers one ABI's block checks; -1: the ABI has no such call.
 struct via_abi {
-    int socket, setsockopt, socketcall, io_uring_setup, clone3, unshare, clone, setns;
+    int socket, setsockopt, socketcall, io_uring_setup, clone3, unshare, clone, setns, seccomp;
 };
 
 // A small assembler with forward labels, so that the blocks read as the table above.
 enum {
     VIA_L_NOTIFY, VIA_L_ALLOW, VIA_L_EPERM, VIA_L_ENOSYS, VIA_L_SOCKET, VIA_L_SETSOCKOPT, VIA_L_SETSOCKOPT_IP,
-    VIA_L_SETSOCKOPT_IP6, VIA_L_NEWNET, VIA_L_SETNS, VIA_L_COUNT
+    VIA_L_SETSOCKOPT_IP6, VIA_L_NEWNET, VIA_L_SETNS, VIA_L_SECCOMP, VIA_L_COUNT
 };
 
 struct via_asm {
@@ -132,6 +136,7 @@ static void via_abi_block(struct via_asm *a, const struct via_abi *abi)
     if (abi->unshare >= 0) via_jump(a, BPF_JEQ, (unsigned)abi->unshare, VIA_L_NEWNET, -1);
     if (abi->clone >= 0) via_jump(a, BPF_JEQ, (unsigned)abi->clone, VIA_L_NEWNET, -1);
     if (abi->setns >= 0) via_jump(a, BPF_JEQ, (unsigned)abi->setns, VIA_L_SETNS, -1);
+    if (abi->seccomp >= 0) via_jump(a, BPF_JEQ, (unsigned)abi->seccomp, VIA_L_SECCOMP, -1);
     via_emit(a, BPF_RET | BPF_K, SECCOMP_RET_ALLOW); // any other call
 
     via_bind(a, VIA_L_SOCKET); // socket(domain, type, protocol)
@@ -167,6 +172,12 @@ static void via_abi_block(struct via_asm *a, const struct via_abi *abi)
     via_jump(a, BPF_JEQ, 0, VIA_L_EPERM, -1);
     via_jump(a, BPF_JSET, CLONE_NEWNET, VIA_L_EPERM, VIA_L_ALLOW);
 
+    via_bind(a, VIA_L_SECCOMP); // seccomp(op, flags, args): a filter of the program's own with a listener
+    via_emit(a, BPF_LD | BPF_W | BPF_ABS, VIA_ARG_LO(0));
+    via_jump(a, BPF_JEQ, SECCOMP_SET_MODE_FILTER, -1, VIA_L_ALLOW);
+    via_emit(a, BPF_LD | BPF_W | BPF_ABS, VIA_ARG_LO(1));
+    via_jump(a, BPF_JSET, SECCOMP_FILTER_FLAG_NEW_LISTENER, VIA_L_EPERM, VIA_L_ALLOW);
+
     // Classic BPF jumps forward only: the answers come last.
     via_bind(a, VIA_L_ALLOW);
     via_emit(a, BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
@@ -189,10 +200,10 @@ static int via_seccomp_filter(struct sock_filter *insn, int cap)
     a.failed = 0;
 #if defined(__x86_64__)
     static const struct via_abi native = {
-        __NR_socket, __NR_setsockopt, -1, __NR_io_uring_setup, __NR_clone3, __NR_unshare, __NR_clone, __NR_setns,
+        __NR_socket, __NR_setsockopt, -1, __NR_io_uring_setup, __NR_clone3, __NR_unshare, __NR_clone, __NR_setns, __NR_seccomp,
     };
     // i386 numbers (arch/x86/entry/syscalls/syscall_32.tbl); socket and setsockopt are direct calls since 4.3.
-    static const struct via_abi i386 = { 359, 366, 102, 425, 435, 310, 120, 346 };
+    static const struct via_abi i386 = { 359, 366, 102, 425, 435, 310, 120, 346, 354 };
     //  0  A = arch
     //  1  arch == x86_64 ? next : i386 check
     //  2  A = nr
@@ -219,7 +230,7 @@ static int via_seccomp_filter(struct sock_filter *insn, int cap)
     via_abi_block(&a, &i386);
 #elif defined(__aarch64__)
     static const struct via_abi native = {
-        __NR_socket, __NR_setsockopt, -1, __NR_io_uring_setup, __NR_clone3, __NR_unshare, __NR_clone, __NR_setns,
+        __NR_socket, __NR_setsockopt, -1, __NR_io_uring_setup, __NR_clone3, __NR_unshare, __NR_clone, __NR_setns, __NR_seccomp,
     };
     via_emit(&a, BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
     via_emit(&a, BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_AARCH64);

@@ -40,6 +40,9 @@ public sealed class SeccompMechanism : IMechanism
 
     public bool TagsAtCreation => true;
 
+    /// <summary>No: where cgroup eBPF is refused (inside containers) the route goes without the egress guard.</summary>
+    public bool NeedsCgroupBpf => false;
+
     /// <summary>bin/via-seccomp, beside the running via (null when via's own path is unknown).</summary>
     public static string? SupervisorPath =>
         Environment.ProcessPath is { } self && Path.GetDirectoryName(self) is { } dir ? Path.Combine(dir, SupervisorName) : null;

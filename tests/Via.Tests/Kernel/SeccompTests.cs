@@ -337,12 +337,13 @@ public sealed class SeccompTests(TopologyFixture<SeccompTests> fixture, ITestOut
             call('unshare(CLONE_NEWNET)', 272, 0x40000000)
             call('io_uring_setup', 425, 1, ctypes.create_string_buffer(120))
             call('clone3', 435, 0, 0)
+            call('seccomp(SET_MODE_FILTER, NEW_LISTENER)', 317, 1, 8, None)
             """;
         var r = Seccomp(["--user", "root"], Clients.Python, "-c", tries);
         Assert.Equal(0, r.Code);
         Assert.Equal([
             "mark set set", "SO_MARK EPERM", "SO_BINDTODEVICE EPERM", "SO_BINDTOIFINDEX EPERM", "SO_DONTROUTE EPERM", "SO_RCVBUF allowed",
-            "unshare(CLONE_NEWNET) EPERM", "io_uring_setup ENOSYS", "clone3 ENOSYS"], r.Out.Trim().Split('\n'));
+            "unshare(CLONE_NEWNET) EPERM", "io_uring_setup ENOSYS", "clone3 ENOSYS", "seccomp(SET_MODE_FILTER, NEW_LISTENER) EPERM"], r.Out.Trim().Split('\n'));
     }
 
     [RootFact]
@@ -405,6 +406,35 @@ public sealed class SeccompTests(TopologyFixture<SeccompTests> fixture, ITestOut
             var r = Seccomp(binary);
             Assert.Equal(0, r.Code);
             Assert.Equal(["x32 socket error 38", "x64 socket, high bits in the domain fd marked"], r.Out.Trim().Split('\n'));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [RootFact]
+    public void Where_cgroup_ebpf_is_refused_it_still_routes_without_the_guard()
+    {
+        // bpf() answering EPERM, as in a container: the cgroup method cannot make its route; the
+        // seccomp method makes it without the egress guard, says so, and routes all the same.
+        string dir = Directory.CreateTempSubdirectory("via-seccomp-nobpf-").FullName;
+        try
+        {
+            string noBpf = Path.Combine(dir, "no_bpf");
+            var cc = Topology.Run("gcc", ["-O2", "-Wall", "-Wextra", "-Werror", "-o", noBpf,
+                Path.Combine(ViaBinary.RepositoryRoot, "tests", "Via.Tests", "Kernel", "Scripts", "no_bpf.c")]);
+            Assert.True(cc.Code == 0, "gcc: " + cc.Err);
+            var before = Snapshot();
+            var r = T.InHost([.. Env, noBpf, ViaBinary.Path, "run", "--method", "seccomp", "--dev", "up2", "--", .. Clients.PythonClient("tcp", Topology.Server4)], Kernel.Via.Timeout);
+            output.WriteLine($"exit {r.Code}\n{r.Out}{r.Err}");
+            Assert.Equal(0, r.Code);
+            Assert.Equal("isp2 10.2.0.2", r.Out.Trim());
+            Assert.Contains("no egress guard for this route", r.Err);
+            var cgroup = T.InHost([.. Env, noBpf, ViaBinary.Path, "run", "--method", "cgroup", "--dev", "up2", "--", "true"], Kernel.Via.Timeout);
+            Assert.Equal(125, cgroup.Code);
+            Kernel.Via.WaitUntil(() => Routes().Count == 0, "the routes to go");
+            Assert.Equal(before, Snapshot());
         }
         finally
         {
