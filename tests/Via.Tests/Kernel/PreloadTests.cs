@@ -53,9 +53,6 @@ public sealed class PreloadTests(TopologyFixture<PreloadTests> fixture, ITestOut
             Kernel.Via.WaitUntil(() => { Via("gc"); return !Directory.EnumerateFiles(routes, "*.json").Any(); }, "via gc to remove what a failed test left", Bound);
         }
         foreach (var (pid, _) in OurTaggers()) StartTagger.Stop(pid);
-        // The state directory goes too (its via.conf is written again by the next test that needs it).
-        try { Directory.Delete(State, recursive: true); }
-        catch (Exception e) when (e is DirectoryNotFoundException or IOException) { }
     }
 
     private (int Code, string Out, string Err) Via(params string[] args)
