@@ -47,16 +47,12 @@ public sealed class RouteSession
     /// <summary>How the program's names resolve.</summary>
     public DnsPlan Dns { get; }
 
-    /// <summary>True if the route was made by another via and joined.</summary>
-    public bool Joined { get; }
-
-    private RouteSession(ActiveRoute route, IMechanism mechanism, TagRequest tag, DnsPlan dns, bool joined, SessionOutput output, Fault fault)
+    private RouteSession(ActiveRoute route, IMechanism mechanism, TagRequest tag, DnsPlan dns, SessionOutput output, Fault fault)
     {
         Route = route;
         Mechanism = mechanism;
         Tag = tag;
         Dns = dns;
-        Joined = joined;
         _output = output;
         _fault = fault;
     }
@@ -100,7 +96,7 @@ public sealed class RouteSession
                 PhaseTrace.Mark("journal");
                 output.Say($"joining route {joined.Id} (dev {joined.Device}, table {joined.Table})");
                 var tag = Planner.Tagging(joined.Id, joined.Mark, view, resolved.Link.Index, joined.Cgroup!);
-                return new RouteSession(joined, mechanism, tag, dns, true, output, fault);
+                return new RouteSession(joined, mechanism, tag, dns, output, fault);
             }
 
             var (plan, described) = NewPlan(request.Route, mechanism, view, resolved, settings, output.Note);
@@ -139,7 +135,7 @@ public sealed class RouteSession
                 throw;
             }
             PhaseTrace.Mark("setup");
-            return new RouteSession(active, mechanism, tagging, dns, false, output, fault);
+            return new RouteSession(active, mechanism, tagging, dns, output, fault);
         }
     }
 
