@@ -24,22 +24,32 @@ public sealed class DemoTests(ClassState<DemoTests> state, ITestOutputHelper out
     }
 
     [RootTheory]
-    [InlineData(0)]     // while it builds the namespaces
-    [InlineData(400)]   // while its servers start or its clients ask
-    public void An_interrupted_demo_removes_its_namespaces(int delayMs)
+    [InlineData(null)]          // while it builds the namespaces
+    [InlineData("demo-built:1")] // namespaces built, servers running, nothing asked yet
+    [InlineData("demo-ask:4")]   // between its clients' questions, one route already made and left
+    public void An_interrupted_demo_removes_its_namespaces(string? holdAt)
     {
         var start = new ProcessStartInfo(ViaBinary.Path, ["demo"]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var (k, v) in state.Environment()) start.Environment[k] = v;
-        using var demo = Process.Start(start)!;
-        // Wait until it has built something, then interrupt it.
-        Via.WaitUntil(() => Namespaces().Contains($"via-demo-{demo.Id}") || demo.HasExited, "the demo to make its first namespace", TimeSpan.FromSeconds(10));
+        if (holdAt is not null) start.Environment["VIA_FAULT"] = holdAt + ":hold";
+        var err = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var demo = new Process { StartInfo = start };
+        demo.ErrorDataReceived += (_, e) => { if (e.Data is not null) err.Enqueue(e.Data); };
+        demo.Start();
+        demo.BeginErrorReadLine();
+        // Wait until it has built something, or reached the step it holds at, then interrupt it.
+        if (holdAt is null)
+            Via.WaitUntil(() => Namespaces().Contains($"via-demo-{demo.Id}") || demo.HasExited, "the demo to make its first namespace", TimeSpan.FromSeconds(10));
+        else
+            Via.WaitUntil(() => err.Any(l => l.Contains("holding at " + holdAt, StringComparison.Ordinal)) || demo.HasExited, $"the demo to hold at {holdAt}", TimeSpan.FromSeconds(30));
         Assert.Contains($"via-demo-{demo.Id}", Namespaces());
-        Thread.Sleep(delayMs); // the subject: how far the demo got when interrupted (see the cases), not a condition
         Assert.False(demo.HasExited, "the demo finished before it could be interrupted");
         Assert.Equal(0, Topology.Run("kill", ["-INT", demo.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]).Code);
         Assert.True(demo.WaitForExit(30000));
-        output.WriteLine(demo.StandardOutput.ReadToEnd() + demo.StandardError.ReadToEnd());
+        demo.WaitForExit(); // the stderr reader has drained
+        output.WriteLine(demo.StandardOutput.ReadToEnd() + string.Join('\n', err));
         Assert.Equal(128 + 2, demo.ExitCode);
+        Assert.Contains(err, l => l.Contains("demo interrupted", StringComparison.Ordinal));
         Assert.DoesNotContain("via-demo-", Namespaces());
     }
 }

@@ -36,15 +36,19 @@ public static class Demo
                 interrupted.Cancel();
             }));
         }
+        var fault = Via.Engine.Fault.FromEnvironment(); // tests stop the demo at a chosen step with VIA_FAULT=demo-…:N:hold
+        int code;
         try
         {
             topology = Topology.Create(prefix, via, interrupted.Token);
+            fault.At("demo-built", interrupted.Token);
+            interrupted.Token.ThrowIfCancellationRequested();
             var rows = new List<(string Command, string Answer)>();
             foreach (var (proto, server) in new[] { ("tcp", Topology.Server4), ("udp", Topology.Server4), ("tcp", Topology.Server6) })
             {
                 string[] probe = [via, "__probe", proto, server, Topology.Port.ToString(System.Globalization.CultureInfo.InvariantCulture)];
-                rows.Add(($"__probe {proto} {server}", Ask(topology, probe)));
-                rows.Add(($"via run --dev up2 -- __probe {proto} {server}", Ask(topology, [via, "run", "--dev", "up2", "--", .. probe])));
+                rows.Add(($"__probe {proto} {server}", Ask(topology, probe, fault, interrupted.Token)));
+                rows.Add(($"via run --dev up2 -- __probe {proto} {server}", Ask(topology, [via, "run", "--dev", "up2", "--", .. probe], fault, interrupted.Token)));
             }
             int width = rows.Max(r => r.Command.Length) + 3;
             Console.WriteLine($"{"client (run in the host namespace)".PadRight(width)}server's answer: uplink, source");
@@ -52,27 +56,29 @@ public static class Demo
             Console.WriteLine();
             Console.WriteLine("The plain client leaves through the default route (isp1); the same client under");
             Console.WriteLine("'via run --dev up2' leaves through up2 with up2's address, while nothing else changed.");
-            return ExitCodes.Ok;
+            code = ExitCodes.Ok;
         }
         catch (OperationCanceledException)
         {
             Console.Error.WriteLine("via: demo interrupted; removing its namespaces");
-            return ExitCodes.SignalBase + (signalled ?? 2);
+            code = ExitCodes.SignalBase + (signalled ?? 2);
         }
         catch (Exception e) when (e is InvalidOperationException or TimeoutException)
         {
-            return Say.Error("demo failed: " + e.Message);
+            code = Say.Error("demo failed: " + e.Message);
         }
-        finally
-        {
-            topology?.Dispose();
-            foreach (var r in cleanup) r.Dispose();
-            Console.WriteLine($"Removed {prefix}-host, -isp1, -isp2.");
-        }
+        topology?.Dispose();
+        foreach (var r in cleanup) r.Dispose();
+        Console.WriteLine($"Removed {prefix}-host, -isp1, -isp2.");
+        // A signal that came while the demo finished or cleaned up still decides the exit code:
+        // the caller asked for an interruption and must be able to tell.
+        return signalled is int s && code == ExitCodes.Ok ? ExitCodes.SignalBase + s : code;
     }
 
-    private static string Ask(Topology topology, string[] command)
+    private static string Ask(Topology topology, string[] command, Via.Engine.Fault fault, CancellationToken interrupted)
     {
+        fault.At("demo-ask", interrupted);
+        interrupted.ThrowIfCancellationRequested();
         var (code, output, error) = topology.InHost(command, TimeSpan.FromSeconds(20));
         string text = (output.Trim() + " " + error.Trim()).Trim();
         return code == 0 ? text : $"failed ({code}): {text}";
