@@ -25,7 +25,8 @@ public sealed record ProgramImage(string Path, bool Static, bool SetId);
 /// <param name="Environment">Variables set for the program (the preload mechanism's LD_PRELOAD).</param>
 /// <param name="SeccompListener">Install via's seccomp user-notification filter in the program before
 /// execve and hand its listener to <see cref="IMechanism.Started"/>.</param>
-public sealed record LaunchAdditions(IReadOnlyDictionary<string, string> Environment, bool SeccompListener = false)
+/// <param name="NetworkNamespace">A network namespace file the program enters before anything else (the netns mechanism's).</param>
+public sealed record LaunchAdditions(IReadOnlyDictionary<string, string> Environment, bool SeccompListener = false, string? NetworkNamespace = null)
 {
     public static readonly LaunchAdditions None = new(new Dictionary<string, string>());
 }
@@ -66,6 +67,14 @@ public interface IMechanism
 
     /// <summary>Why it cannot serve this program (null: it can). The engine then refuses in one line and runs nothing.</summary>
     string? Refuse(ProgramImage program) => null;
+
+    /// <summary>
+    /// The interface the egress guard lets the program's packets leave by, as the program's network
+    /// namespace names it. Null (the default): IFACE itself, followed by its index when it is made
+    /// again. A mechanism that puts the program in a namespace of its own names that namespace's
+    /// link (IFACE does not exist there); such a guard stays on its index.
+    /// </summary>
+    (int Index, string Name)? GuardDevice(TagRequest request) => null;
 
     /// <summary>Its own host changes, beyond the engine's (cgroup, guard, routes, rules).</summary>
     IReadOnlyList<HostChange> Tag(TagRequest request);
