@@ -11,7 +11,10 @@ namespace Via.Mechanisms;
 /// <param name="DeviceIndex">The index of the route's interface (IFACE).</param>
 /// <param name="Cgroup">The route's membership cgroup, made by the engine for every mechanism: its
 /// programs start in it, the egress guard sits on it, and the route lives while it is populated.</param>
-public sealed record TagRequest(string RouteId, uint Mark, HostView Host, int DeviceIndex, string Cgroup);
+/// <param name="Table">The route's table (0 where a route is joined, not made): a mechanism whose packets
+/// are forwarded (netns) selects it with rules of its own.</param>
+/// <param name="Priority">The priority of the route's rules (0 likewise).</param>
+public sealed record TagRequest(string RouteId, uint Mark, HostView Host, int DeviceIndex, string Cgroup, uint Table = 0, uint Priority = 0);
 
 /// <summary>Whether a mechanism can work on this host, and what it found (one line, for <c>doctor</c> and <c>--verbose</c>).</summary>
 public sealed record MechanismProbe(bool Usable, string Detail);

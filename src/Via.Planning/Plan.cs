@@ -34,7 +34,7 @@ public static class Planner
         // (membership, lifetime, counters), and the egress guard on it is the backstop for every
         // packet the mark and the table do not decide (DESIGN.md point 11).
         string cgroup = RouteCgroups.PathOf(host, routeId);
-        var tag = Tagging(routeId, numbers.Mark, host, route.Link.Index, cgroup);
+        var tag = Tagging(routeId, numbers.Mark, host, route.Link.Index, cgroup) with { Table = numbers.Table, Priority = numbers.Priority };
         var changes = new List<HostChange>(RouteCgroups.Create(host, cgroup));
         changes.AddRange(mechanism.Tag(tag));
         // The guard passes IFACE, or the link a mechanism gives the program in a network namespace of

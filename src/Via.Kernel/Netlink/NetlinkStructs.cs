@@ -102,7 +102,7 @@ internal static class Nl
     // Link and address attributes.
     public const ushort IFLA_IFNAME = 3, IFA_ADDRESS = 1, IFA_LOCAL = 2, IFA_FLAGS = 8;
     // Link creation: IFLA_LINKINFO { IFLA_INFO_KIND "veth", IFLA_INFO_DATA { VETH_INFO_PEER { ifinfomsg, attrs } } }.
-    public const ushort IFLA_LINKINFO = 18, IFLA_NET_NS_FD = 28, IFLA_IFALIAS = 20, IFLA_INFO_KIND = 1, IFLA_INFO_DATA = 2, VETH_INFO_PEER = 1;
+    public const ushort IFLA_LINKINFO = 18, IFLA_NET_NS_FD = 28, IFLA_NEW_IFINDEX = 49, IFLA_IFALIAS = 20, IFLA_INFO_KIND = 1, IFLA_INFO_DATA = 2, VETH_INFO_PEER = 1;
     public const ushort NLA_F_NESTED = 0x8000;
     public const uint IFA_F_NODAD = 0x02;
 

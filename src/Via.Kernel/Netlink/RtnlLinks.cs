@@ -5,18 +5,13 @@ namespace Via.Kernel.Netlink;
 /// <summary>Making and removing links and addresses (what the netns mechanism needs): veth pairs, addresses, link state.</summary>
 public sealed unsafe partial class Rtnl
 {
-    /// <summary>
-    /// <c>ip link add NAME type veth peer name PEER netns NSFD index PEERINDEX</c>: a veth pair whose
-    /// peer is born in the network namespace <paramref name="peerNamespaceFd"/> with the index asked
-    /// for (so a plan can name it before it exists). <paramref name="alias"/> tags the host side.
-    /// </summary>
-    public void AddVeth(string name, string peer, int peerNamespaceFd, int peerIndex, string alias)
+    /// <summary><c>ip link add NAME type veth peer name PEER</c>, both ends here; <paramref name="alias"/> tags them.</summary>
+    public void AddVeth(string name, string peer, string alias)
     {
-        var peerInfo = new IfInfoMsg { Index = peerIndex };
         var nested = new AttributeWriter();
-        nested.Struct(peerInfo);
+        nested.Struct(new IfInfoMsg());
         nested.String(Nl.IFLA_IFNAME, peer);
-        nested.U32(Nl.IFLA_NET_NS_FD, (uint)peerNamespaceFd);
+        nested.String(Nl.IFLA_IFALIAS, alias);
         var data = new AttributeWriter();
         data.Attr(Nl.VETH_INFO_PEER | Nl.NLA_F_NESTED, nested.Bytes);
         var info = new AttributeWriter();
@@ -29,6 +24,19 @@ public sealed unsafe partial class Rtnl
             .Attr(Nl.IFLA_LINKINFO | Nl.NLA_F_NESTED, info.Bytes);
         Execute(new RtnlRequest(b, "ip link add", $"{name} type veth peer name {peer}", []));
     }
+
+    /// <summary>
+    /// <c>ip link set dev INDEX netns NSFD index NEWINDEX name NEWNAME</c>: moves a link into another
+    /// network namespace, at the index and under the name asked for there. (A veth peer's own index
+    /// in VETH_INFO_PEER is not honoured when it is born in another namespace, as of Linux 6.18; a
+    /// move's IFLA_NEW_IFINDEX is.)
+    /// </summary>
+    public void MoveLink(int index, int namespaceFd, int newIndex, string newName) =>
+        Execute(new RtnlRequest(new NetlinkMessageBuilder(Nl.RTM_NEWLINK, Nl.NLM_F_REQUEST | Nl.NLM_F_ACK)
+            .Struct(new IfInfoMsg { Index = index })
+            .U32(Nl.IFLA_NET_NS_FD, (uint)namespaceFd)
+            .U32(Nl.IFLA_NEW_IFINDEX, (uint)newIndex)
+            .String(Nl.IFLA_IFNAME, newName), "ip link set netns", $"ifindex {index} -> {newName} index {newIndex}", []));
 
     /// <summary><c>ip link del NAME</c>; false when there was no such link.</summary>
     public bool DeleteLink(string name) =>

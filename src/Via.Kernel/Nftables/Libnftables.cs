@@ -76,9 +76,9 @@ public static class Nftables
 {
     /// <summary>
     /// Runs <paramref name="commands"/> (nft's own language, or its JSON form: libnftables takes both)
-    /// as one transaction: all or nothing. Throws with nft's error text when it fails or libnftables is missing.
+    /// as one transaction: all or nothing; returns what it printed. Throws with nft's error text when it fails or libnftables is missing.
     /// </summary>
-    public static void Run(string commands, string what)
+    public static string Run(string commands, string what)
     {
         nint ctx;
         try
@@ -100,6 +100,8 @@ public static class Nftables
                 string text = error == 0 ? "" : (Marshal.PtrToStringUTF8(error) ?? "").Trim();
                 throw new InvalidOperationException($"{what}: {(text.Length > 0 ? text.Split('\n')[0] : "refused")}");
             }
+            nint output = LibNftables.nft_ctx_get_output_buffer(ctx);
+            return output == 0 ? "" : Marshal.PtrToStringUTF8(output) ?? "";
         }
         finally
         {
