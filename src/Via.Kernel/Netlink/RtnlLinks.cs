@@ -5,20 +5,25 @@ namespace Via.Kernel.Netlink;
 /// <summary>Making and removing links and addresses (what the netns mechanism needs): veth pairs, addresses, link state.</summary>
 public sealed unsafe partial class Rtnl
 {
-    /// <summary><c>ip link add NAME type veth peer name PEER</c>, both ends here; <paramref name="alias"/> tags them.</summary>
-    public void AddVeth(string name, string peer, string alias)
+    /// <summary>
+    /// <c>ip link add NAME [index INDEX] type veth peer name PEER [netns NSFD index PEERINDEX]</c>;
+    /// <paramref name="alias"/> tags both ends. The kernel honours the peer's index only when the
+    /// first end's is given too (veth_newlink), so both are, or neither (<paramref name="index"/> 0).
+    /// </summary>
+    public void AddVeth(string name, string peer, string alias, int index = 0, int peerNamespaceFd = -1, int peerIndex = 0)
     {
         var nested = new AttributeWriter();
-        nested.Struct(new IfInfoMsg());
+        nested.Struct(new IfInfoMsg { Index = index != 0 ? peerIndex : 0 });
         nested.String(Nl.IFLA_IFNAME, peer);
         nested.String(Nl.IFLA_IFALIAS, alias);
+        if (peerNamespaceFd >= 0) nested.U32(Nl.IFLA_NET_NS_FD, (uint)peerNamespaceFd);
         var data = new AttributeWriter();
         data.Attr(Nl.VETH_INFO_PEER | Nl.NLA_F_NESTED, nested.Bytes);
         var info = new AttributeWriter();
         info.String(Nl.IFLA_INFO_KIND, "veth");
         info.Attr(Nl.IFLA_INFO_DATA | Nl.NLA_F_NESTED, data.Bytes);
         var b = new NetlinkMessageBuilder(Nl.RTM_NEWLINK, Nl.NLM_F_REQUEST | Nl.NLM_F_ACK | Nl.NLM_F_CREATE | Nl.NLM_F_EXCL)
-            .Struct(new IfInfoMsg())
+            .Struct(new IfInfoMsg { Index = index })
             .String(Nl.IFLA_IFNAME, name)
             .String(Nl.IFLA_IFALIAS, alias)
             .Attr(Nl.IFLA_LINKINFO | Nl.NLA_F_NESTED, info.Bytes);

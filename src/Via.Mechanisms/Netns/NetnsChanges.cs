@@ -44,7 +44,7 @@ public sealed record CreateVethPair(string RouteId, uint Table, bool Ipv6) : Hos
     public override string Kind => Codec.Kind;
 
     public override string Command =>
-        $"ip link add {A.HostName} type veth peer name {NetnsAddressing.PeerName} netns {A.NamespacePath} index {NetnsAddressing.PeerIndex}"
+        $"ip link add {A.HostName} index {Table} type veth peer name {NetnsAddressing.PeerName} netns {A.NamespacePath} index {NetnsAddressing.PeerIndex}"
         + $"; ip addr add {A.Host4}/30 dev {A.HostName}; ip -n NS addr add {A.Peer4}/30 dev {NetnsAddressing.PeerName}; ip -n NS route add default via {A.Host4}"
         + (Ipv6 ? $"; ip addr add {A.Host6}/64 dev {A.HostName} nodad; ip -n NS addr add {A.Peer6}/64 dev {NetnsAddressing.PeerName} nodad; ip -n NS -6 route add default via {A.Host6}" : "")
         + $"; sysctl net.ipv4.conf.{A.HostName}.forwarding=1" + (Ipv6 ? $" net.ipv6.conf.{A.HostName}.force_forwarding=1" : "");
@@ -61,16 +61,28 @@ public sealed record CreateVethPair(string RouteId, uint Table, bool Ipv6) : Hos
     public override void Apply(Host host)
     {
         var a = A;
-        // Both ends made here, the peer under a name of via's, then moved into the namespace at the
-        // index the egress guard names (see Rtnl.MoveLink). Killed between the two, the pair is here
-        // under via's names, and deleting the host end deletes both.
-        string peer = a.HostName + "p";
-        host.Rtnl.AddVeth(a.HostName, peer, $"via {RouteId}");
-        var links = host.Rtnl.Links();
-        int index = links.FirstOrDefault(l => l.Name == a.HostName)?.Index ?? throw new InvalidOperationException($"the veth {a.HostName} just made is not there");
-        int peerIndex = links.FirstOrDefault(l => l.Name == peer)?.Index ?? throw new InvalidOperationException($"the veth {peer} just made is not there");
+        // The peer is born in the namespace at the index the egress guard names. The kernel takes a
+        // peer's index only with the first end's (veth_newlink): the host end asks for the table's
+        // number. Where that index is taken, both ends are made here, the peer under a name of via's,
+        // and the peer is moved in (Rtnl.MoveLink: about 25 ms more, the move waits for RCU).
+        // Killed between the two, the pair is here under via's names; deleting the host end deletes both.
+        int index = (int)Table;
         using (var ns = SafeFd.Open(a.NamespacePath, 0))
-            host.Rtnl.MoveLink(peerIndex, ns.Value, NetnsAddressing.PeerIndex, NetnsAddressing.PeerName);
+        {
+            try
+            {
+                host.Rtnl.AddVeth(a.HostName, NetnsAddressing.PeerName, $"via {RouteId}", index, ns.Value, NetnsAddressing.PeerIndex);
+            }
+            catch (KernelException e) when (e.ErrorCode is Errno.EBUSY or Errno.EEXIST)
+            {
+                string peer = a.HostName + "p";
+                host.Rtnl.AddVeth(a.HostName, peer, $"via {RouteId}");
+                var links = host.Rtnl.Links();
+                index = links.FirstOrDefault(l => l.Name == a.HostName)?.Index ?? throw new InvalidOperationException($"the veth {a.HostName} just made is not there");
+                int peerIndex = links.FirstOrDefault(l => l.Name == peer)?.Index ?? throw new InvalidOperationException($"the veth {peer} just made is not there");
+                host.Rtnl.MoveLink(peerIndex, ns.Value, NetnsAddressing.PeerIndex, NetnsAddressing.PeerName);
+            }
+        }
         host.Rtnl.AddAddress(index, a.Host4, 30);
         if (Ipv6) host.Rtnl.AddAddress(index, a.Host6, 64);
         Sysctl.Write($"net/ipv4/conf/{a.HostName}/forwarding", "1");
