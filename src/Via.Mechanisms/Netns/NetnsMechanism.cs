@@ -34,6 +34,10 @@ public sealed class NetnsMechanism : IMechanism
     /// <summary>No: the program's packets get IFACE's address by NAT (masquerade) in via's nft table.</summary>
     public bool TagsAtCreation => false;
 
+    /// <summary>No: the namespace itself confines the program (inside, only lo and via0 exist) and the nft
+    /// forward chain guards its forwarded packets; the cgroup egress guard is a backstop where the host allows it.</summary>
+    public bool NeedsCgroupBpf => false;
+
     public MechanismProbe Probe(HostView host)
     {
         if (!File.Exists("/proc/self/ns/net")) return new MechanismProbe(false, "this kernel has no network namespaces (CONFIG_NET_NS)");
