@@ -56,6 +56,46 @@ public static unsafe class Namespaces
         }
     }
 
+    /// <summary>Moves the calling thread into the network namespace at <paramref name="path"/> for good (the launcher stage, just before execve).</summary>
+    public static void EnterNetwork(string path)
+    {
+        using var target = SafeFd.Open(path, Libc.O_RDONLY);
+        if (Libc.setns(target.Value, CLONE_NEWNET) < 0) throw Errno.Last("setns(CLONE_NEWNET)", path);
+    }
+
+    /// <summary>
+    /// <c>ip netns add</c> at <paramref name="path"/> (any file, made here): a new network namespace,
+    /// held by a bind mount of its nsfs file, so it lives until <see cref="RemoveNetwork"/>. Made on
+    /// the calling thread, which then returns to its own namespace.
+    /// </summary>
+    public static void CreateNetwork(string path)
+    {
+        using (File.Create(path)) { }
+        using var home = SafeFd.Open("/proc/thread-self/ns/net", Libc.O_RDONLY);
+        if (Libc.unshare(CLONE_NEWNET) < 0) throw Errno.Last("unshare(CLONE_NEWNET)", path);
+        try
+        {
+            if (Libc.mount("/proc/thread-self/ns/net", path, null, Libc.MS_BIND, null) < 0) throw Errno.Last("mount --bind /proc/thread-self/ns/net", path);
+        }
+        finally
+        {
+            if (Libc.setns(home.Value, CLONE_NEWNET) < 0) Environment.FailFast("via: cannot return to its own network namespace");
+        }
+    }
+
+    /// <summary><c>ip netns del</c>: detaches the bind mount (the namespace goes when nothing else holds it) and removes the file; false when there was none.</summary>
+    public static bool RemoveNetwork(string path)
+    {
+        if (!File.Exists(path)) return false;
+        if (Libc.umount2(path, Libc.MNT_DETACH) < 0)
+        {
+            var e = Errno.Last("umount", path);
+            if (e.ErrorCode != Errno.EINVAL) throw e; // EINVAL: not a mount point (a crash between the file and the mount)
+        }
+        File.Delete(path);
+        return true;
+    }
+
     /// <summary>st_ino of a file.</summary>
     private static ulong? Inode(string path)
     {

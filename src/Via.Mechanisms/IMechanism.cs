@@ -11,7 +11,10 @@ namespace Via.Mechanisms;
 /// <param name="DeviceIndex">The index of the route's interface (IFACE).</param>
 /// <param name="Cgroup">The route's membership cgroup, made by the engine for every mechanism: its
 /// programs start in it, the egress guard sits on it, and the route lives while it is populated.</param>
-public sealed record TagRequest(string RouteId, uint Mark, HostView Host, int DeviceIndex, string Cgroup);
+/// <param name="Table">The route's table (0 where a route is joined, not made): a mechanism whose packets
+/// are forwarded (netns) selects it with rules of its own.</param>
+/// <param name="Priority">The priority of the route's rules (0 likewise).</param>
+public sealed record TagRequest(string RouteId, uint Mark, HostView Host, int DeviceIndex, string Cgroup, uint Table = 0, uint Priority = 0);
 
 /// <summary>Whether a mechanism can work on this host, and what it found (one line, for <c>doctor</c> and <c>--verbose</c>).</summary>
 public sealed record MechanismProbe(bool Usable, string Detail);
@@ -25,7 +28,8 @@ public sealed record ProgramImage(string Path, bool Static, bool SetId);
 /// <param name="Environment">Variables set for the program (the preload mechanism's LD_PRELOAD).</param>
 /// <param name="SeccompListener">Install via's seccomp user-notification filter in the program before
 /// execve and hand its listener to <see cref="IMechanism.Started"/>.</param>
-public sealed record LaunchAdditions(IReadOnlyDictionary<string, string> Environment, bool SeccompListener = false)
+/// <param name="NetworkNamespace">A network namespace file the program enters before anything else (the netns mechanism's).</param>
+public sealed record LaunchAdditions(IReadOnlyDictionary<string, string> Environment, bool SeccompListener = false, string? NetworkNamespace = null)
 {
     public static readonly LaunchAdditions None = new(new Dictionary<string, string>());
 }
@@ -66,6 +70,14 @@ public interface IMechanism
 
     /// <summary>Why it cannot serve this program (null: it can). The engine then refuses in one line and runs nothing.</summary>
     string? Refuse(ProgramImage program) => null;
+
+    /// <summary>
+    /// The interface the egress guard lets the program's packets leave by, as the program's network
+    /// namespace names it. Null (the default): IFACE itself, followed by its index when it is made
+    /// again. A mechanism that puts the program in a namespace of its own names that namespace's
+    /// link (IFACE does not exist there); such a guard stays on its index.
+    /// </summary>
+    (int Index, string Name)? GuardDevice(TagRequest request) => null;
 
     /// <summary>Its own host changes, beyond the engine's (cgroup, guard, routes, rules).</summary>
     IReadOnlyList<HostChange> Tag(TagRequest request);

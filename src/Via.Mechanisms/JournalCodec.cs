@@ -51,6 +51,7 @@ internal static class JournalCodec
             foreach (var (name, value) in r.Launch.Environment) w.WriteString(name, value);
             w.WriteEndObject();
             w.WriteBoolean("seccomp", r.Launch.SeccompListener);
+            if (r.Launch.NetworkNamespace is not null) w.WriteString("networkNamespace", r.Launch.NetworkNamespace);
             w.WriteEndObject();
             w.WriteStartArray("changes");
             foreach (var c in r.Changes) WriteChange(w, c);
@@ -107,7 +108,8 @@ internal static class JournalCodec
 
     private static LaunchAdditions ReadLaunch(JsonElement o) => new(
         o.GetProperty("environment").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString() ?? ""),
-        o.TryGetProperty("seccomp", out var seccomp) && seccomp.GetBoolean());
+        o.TryGetProperty("seccomp", out var seccomp) && seccomp.GetBoolean(),
+        Str(o, "networkNamespace"));
 
     private static HostChange ReadChange(JsonElement c) => ChangeKinds.Read(c);
 

@@ -10,12 +10,13 @@ public static class Registry
         new Cgroup.CgroupBpfMechanism(),
         new Seccomp.SeccompMechanism(),
         new Preload.PreloadMechanism(),
+        new Netns.NetnsMechanism(),
     ];
 
     /// <summary>The mechanism of that name, or null.</summary>
     public static IMechanism? Find(string name) => All.FirstOrDefault(m => m.Name == name);
 
-    /// <summary>The names, for help and errors: "cgroup, seccomp, preload".</summary>
+    /// <summary>The names, for help and errors: "cgroup, seccomp, preload, netns".</summary>
     public static string Names => string.Join(", ", All.Select(m => m.Name));
 }
 

@@ -34,10 +34,15 @@ public static class Planner
         // (membership, lifetime, counters), and the egress guard on it is the backstop for every
         // packet the mark and the table do not decide (DESIGN.md point 11).
         string cgroup = RouteCgroups.PathOf(host, routeId);
-        var tag = Tagging(routeId, numbers.Mark, host, route.Link.Index, cgroup);
+        var tag = Tagging(routeId, numbers.Mark, host, route.Link.Index, cgroup) with { Table = numbers.Table, Priority = numbers.Priority };
         var changes = new List<HostChange>(RouteCgroups.Create(host, cgroup));
         changes.AddRange(mechanism.Tag(tag));
-        if (egressGuard) changes.Add(new AttachEgressGuard(cgroup, route.Link.Index, route.Link.Name));
+        // The guard passes IFACE, or the link a mechanism gives the program in a network namespace of
+        // its own, where IFACE does not exist (netns: the namespace's end of its veth pair).
+        if (egressGuard)
+            changes.Add(mechanism.GuardDevice(tag) is var (index, name)
+                ? new AttachEgressGuard(cgroup, index, name, Fixed: true)
+                : new AttachEgressGuard(cgroup, route.Link.Index, route.Link.Name));
         changes.AddRange(Routing(route, numbers));
         return new Plan(routeId, request, route, numbers, mechanism, changes, mechanism.Launch(tag), cgroup);
     }

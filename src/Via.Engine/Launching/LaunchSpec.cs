@@ -5,7 +5,7 @@ namespace Via.Engine.Launching;
 
 /// <summary>
 /// Everything a program gets before its first instruction, as root, in this order: born in
-/// <see cref="Cgroup"/>; its own mount namespace with <see cref="Mounts"/>; the seccomp filter (with
+/// <see cref="Cgroup"/>; <see cref="NetworkNamespace"/>; its own mount namespace with <see cref="Mounts"/>; the seccomp filter (with
 /// <see cref="SeccompListener"/>); then <see cref="User"/>'s credentials; then execve with
 /// <see cref="Environment"/>. One description, carried out by one piece of code
 /// (<see cref="ProgramLauncher"/>: the clone3 child, or the launcher stage on kernels without clone3
@@ -16,12 +16,14 @@ namespace Via.Engine.Launching;
 /// <param name="Environment">The program's whole environment.</param>
 /// <param name="Mounts">Bind mounts in a mount namespace of the program's own (its resolver files); none: via's.</param>
 /// <param name="SeccompListener">Install via's seccomp user-notification filter and return its listener.</param>
+/// <param name="NetworkNamespace">A network namespace file to enter first, before the mounts (the netns mechanism's); null: via's.</param>
 public sealed record LaunchSpec(
     string Cgroup,
     Credentials? User,
     IReadOnlyDictionary<string, string> Environment,
     IReadOnlyList<BindMount> Mounts,
-    bool SeccompListener = false);
+    bool SeccompListener = false,
+    string? NetworkNamespace = null);
 
 /// <summary>A started program: its pid (to wait for and signal) and, if asked for, the seccomp listener.</summary>
 public sealed record StartedProgram(int Pid, SafeFileHandle? SeccompListener)

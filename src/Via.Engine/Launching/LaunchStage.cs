@@ -20,6 +20,7 @@ public static class LaunchStage
         var who = spec.User;
         args.Add(Verb);
         args.Add("--cgroup"); args.Add(spec.Cgroup);
+        if (spec.NetworkNamespace is not null) { args.Add("--netns"); args.Add(spec.NetworkNamespace); }
         // Read before main by the native part (via_spawn.c, via_launch_premain), which makes them.
         foreach (var m in spec.Mounts)
         {
@@ -39,7 +40,7 @@ public static class LaunchStage
 
     public static int Run(ReadOnlySpan<string> args)
     {
-        string? cgroup = null;
+        string? cgroup = null, netns = null;
         uint? uid = null, gid = null;
         uint[] groups = [];
         var mounts = new List<BindMount>();
@@ -52,6 +53,7 @@ public static class LaunchStage
             switch (args[i])
             {
                 case "--cgroup": cgroup = value; break;
+                case "--netns": netns = value; break;
                 case "--mount-from": mountFrom = value; break;
                 case "--mount-on" when mountFrom is not null: mounts.Add(new BindMount(mountFrom, value)); mountFrom = null; break;
                 case "--uid": uid = uint.Parse(value, CultureInfo.InvariantCulture); break;
@@ -76,6 +78,8 @@ public static class LaunchStage
         try
         {
             if (cgroup is not null) Cgroup2.JoinSelf(cgroup);
+            // This thread only; it is the one that execs, and the program keeps its namespace.
+            if (netns is not null) Namespaces.EnterNetwork(netns);
             if (uid is { } u) Exec.DropTo(new Credentials(u, gid ?? u, groups.Length > 0 ? groups : [gid ?? u], u.ToString(CultureInfo.InvariantCulture), "/"));
         }
         catch (KernelException e)

@@ -16,7 +16,7 @@ public static class ProgramLauncher
     {
         var environment = spec.Environment.Select(e => $"{e.Key}={e.Value}").ToList();
         bool useStage = Environment.GetEnvironmentVariable("VIA_LAUNCHER") == "stage";
-        if (!useStage && Spawn.TryStart(spec.Cgroup, path, command, environment, spec.User, spec.Mounts, spec.SeccompListener) is { } started)
+        if (!useStage && Spawn.TryStart(spec.Cgroup, path, command, environment, spec.User, spec.Mounts, spec.SeccompListener, networkNamespace: spec.NetworkNamespace) is { } started)
         {
             int? failed = started.FailedAt switch
             {
@@ -25,6 +25,7 @@ public static class ProgramLauncher
                 Spawn.Stage.Exec => Fail(say, $"{command[0]}: cannot execute: {new KernelException("execve", path, started.Errno).Message}", ExitCodes.CannotExecute),
                 Spawn.Stage.Mounts => Fail(say, $"could not give the program its own resolver files: {Spawn.MountFailure(spec.Mounts, started.FailedMount, started.Errno).Message}"),
                 Spawn.Stage.Credentials => Fail(say, $"cannot run the program as {spec.User?.Describe()}: {new KernelException("setresuid", spec.User?.Name ?? "", started.Errno).Message}"),
+                Spawn.Stage.NetworkNamespace => Fail(say, $"could not enter the program's network namespace: {new KernelException("setns(CLONE_NEWNET)", spec.NetworkNamespace ?? "", started.Errno).Message}"),
                 Spawn.Stage.SeccompFilter => Fail(say, $"could not install the seccomp filter: {new KernelException("seccomp(SECCOMP_SET_MODE_FILTER)", "SECCOMP_FILTER_FLAG_NEW_LISTENER", started.Errno).Message}"),
                 _ => Fail(say, $"the program could not be started (stage {started.FailedAt})"),
             };

@@ -118,6 +118,15 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, SetLastError = true)]
     internal static partial int setns(int fd, int nstype);
 
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int unshare(int flags);
+
+    [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int umount2(string target, int flags);
+
+    internal const int MNT_DETACH = 2;
+    internal const nuint MS_BIND = 4096;
+
     [LibraryImport(Lib)]
     internal static partial int isatty(int fd);
 

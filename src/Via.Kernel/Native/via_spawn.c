@@ -139,6 +139,7 @@ struct child_args {
     int nmounts;
     char *const *mount_from, *const *mount_on;
     int seccomp_listener, inherit_fd;
+    int netns_fd; // >= 0: the network namespace to enter first (the netns mechanism's)
     int report_fd; // the child's end of a SOCK_SEQPACKET pair (child_report)
 };
 
@@ -154,7 +155,14 @@ static int child_main(void *p)
     sigset_t none;
     sigemptyset(&none);
     int report[3] = {0, 0, -1};
-    // Mounts first, as root, before the credentials are dropped.
+    // The network namespace first (the netns mechanism's), so that nothing the program does ever
+    // runs in the host's; then the mounts, as root, before the credentials are dropped.
+    if (c->netns_fd >= 0 && syscall(SYS_setns, c->netns_fd, CLONE_NEWNET) < 0) {
+        report[0] = 5;
+        report[1] = errno;
+        child_report(c->report_fd, report, -1);
+        return 127;
+    }
     int r = private_mounts(c->nmounts, c->mount_from, c->mount_on, &report[2]);
     if (r < 0) {
         report[0] = 3;
@@ -228,7 +236,7 @@ static long clone3_vm(struct clone_args *args, int (*fn)(void *), void *arg)
 
 // Returns the child's pid, or -errno if no child was made. If the child failed before the program
 // ran, *failed_stage says where (1: credentials, 2: execve, 3: private mounts, *failed_index
-// which one, 4: the seccomp filter) and *failed_errno why; the child has then exited with 127 and
+// which one, 4: the seccomp filter, 5: entering the network namespace netns_fd) and *failed_errno why; the child has then exited with 127 and
 // the caller reaps it.
 // seccomp_listener: install the seccomp mechanism's filter (seccomp_filter.h) last before the
 // credentials change, and return its listener in *listener_fd (close-on-exec; -1 if none). The
@@ -238,7 +246,7 @@ static long clone3_vm(struct clone_args *args, int (*fn)(void *), void *arg)
 int via_spawn(int cgroup_fd, const char *path, char *const argv[], char *const envp[],
               int set_ids, unsigned uid, unsigned gid, int ngroups, const unsigned *groups,
               int nmounts, char *const mount_from[], char *const mount_on[],
-              int seccomp_listener, int inherit_fd, int *listener_fd,
+              int seccomp_listener, int inherit_fd, int netns_fd, int *listener_fd,
               int *failed_stage, int *failed_errno, int *failed_index)
 {
     int sv[2];
@@ -256,7 +264,7 @@ int via_spawn(int cgroup_fd, const char *path, char *const argv[], char *const e
     struct child_args child = {
         .path = path, .argv = argv, .envp = envp, .set_ids = set_ids, .uid = uid, .gid = gid,
         .ngroups = ngroups, .groups = groups, .nmounts = nmounts, .mount_from = mount_from,
-        .mount_on = mount_on, .seccomp_listener = seccomp_listener, .inherit_fd = inherit_fd, .report_fd = sv[1],
+        .mount_on = mount_on, .seccomp_listener = seccomp_listener, .inherit_fd = inherit_fd, .netns_fd = netns_fd, .report_fd = sv[1],
     };
     struct clone_args args;
     memset(&args, 0, sizeof args);

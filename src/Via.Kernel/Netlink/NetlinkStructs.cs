@@ -85,7 +85,7 @@ internal static class Nl
     public const int SOCK_RAW = 3, SOCK_CLOEXEC = 0x80000;
 
     public const ushort NLMSG_ERROR = 2, NLMSG_DONE = 3;
-    public const ushort RTM_GETLINK = 18, RTM_NEWADDR = 20, RTM_GETADDR = 22, RTM_NEWLINK = 16,
+    public const ushort RTM_GETLINK = 18, RTM_NEWADDR = 20, RTM_GETADDR = 22, RTM_NEWLINK = 16, RTM_DELLINK = 17,
         RTM_NEWROUTE = 24, RTM_DELROUTE = 25, RTM_GETROUTE = 26, RTM_NEWRULE = 32, RTM_DELRULE = 33, RTM_GETRULE = 34;
 
     public const ushort NLM_F_REQUEST = 0x1, NLM_F_MULTI = 0x2, NLM_F_ACK = 0x4, NLM_F_DUMP = 0x300,
@@ -100,7 +100,11 @@ internal static class Nl
         FRA_TABLE = 15, FRA_FWMASK = 16, FRA_OIFNAME = 17, FRA_L3MDEV = 19, FRA_UID_RANGE = 20, FRA_PROTOCOL = 21, FRA_IP_PROTO = 22,
         FRA_SPORT_RANGE = 23, FRA_DPORT_RANGE = 24;
     // Link and address attributes.
-    public const ushort IFLA_IFNAME = 3, IFA_ADDRESS = 1, IFA_LOCAL = 2;
+    public const ushort IFLA_IFNAME = 3, IFA_ADDRESS = 1, IFA_LOCAL = 2, IFA_FLAGS = 8;
+    // Link creation: IFLA_LINKINFO { IFLA_INFO_KIND "veth", IFLA_INFO_DATA { VETH_INFO_PEER { ifinfomsg, attrs } } }.
+    public const ushort IFLA_LINKINFO = 18, IFLA_NET_NS_FD = 28, IFLA_NEW_IFINDEX = 49, IFLA_IFALIAS = 20, IFLA_INFO_KIND = 1, IFLA_INFO_DATA = 2, VETH_INFO_PEER = 1;
+    public const ushort NLA_F_NESTED = 0x8000;
+    public const uint IFA_F_NODAD = 0x02;
 
     public const byte RT_TABLE_COMPAT = 252;
 }

@@ -10,7 +10,7 @@ namespace Via.Kernel.Netlink;
 /// A NETLINK_ROUTE socket in the calling thread's network namespace, with symmetric
 /// Add/Delete/List for links, addresses, routes and rules (vishvananda/netlink's Handle).
 /// </summary>
-public sealed unsafe class Rtnl : IDisposable, IRtnlBatcher
+public sealed unsafe partial class Rtnl : IDisposable, IRtnlBatcher
 {
     private readonly SafeFd _socket;
     private uint _sequence = (uint)Environment.TickCount;
@@ -244,12 +244,13 @@ public sealed unsafe class Rtnl : IDisposable, IRtnlBatcher
         if (r.Mark is { } mark) b.U32(Nl.FRA_FWMARK, mark);
         if (r.MarkMask is { } mask) b.U32(Nl.FRA_FWMASK, mask);
         if (r.Source is not null) b.Address(Nl.FRA_SRC, r.Source);
+        if (r.InputInterface is not null) b.String(Nl.FRA_IIFNAME, r.InputInterface);
         if (r.Protocol != 0) b.U8(Nl.FRA_PROTOCOL, r.Protocol);
         return b;
     }
 
     private static string Describe(Rule r) =>
-        $"pref {r.Priority}{(r.Source is null ? "" : $" from {r.Source}/{r.SourceLength}")}{(r.Mark is { } m ? $" fwmark 0x{m:x}" : "")} table {r.Table}";
+        $"pref {r.Priority}{(r.Source is null ? "" : $" from {r.Source}/{r.SourceLength}")}{(r.InputInterface is null ? "" : $" iif {r.InputInterface}")}{(r.Mark is { } m ? $" fwmark 0x{m:x}" : "")} table {r.Table}";
 
     // ---- transport -----------------------------------------------------------------------
 

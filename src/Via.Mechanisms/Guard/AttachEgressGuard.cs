@@ -17,7 +17,9 @@ namespace Via.Mechanisms.Guard;
 /// </summary>
 /// <param name="DeviceIndex">IFACE's index: the one interface (besides loopback) packets may leave by.</param>
 /// <param name="Device">IFACE's name, for people.</param>
-public sealed record AttachEgressGuard(string CgroupPath, int DeviceIndex, string Device) : HostChange
+/// <param name="Fixed">The device is not IFACE but one a mechanism made in the program's own network
+/// namespace (<see cref="IMechanism.GuardDevice"/>): the guard stays on its index when IFACE is made again.</param>
+public sealed record AttachEgressGuard(string CgroupPath, int DeviceIndex, string Device, bool Fixed = false) : HostChange
 {
     private static readonly (BpfAttachType Hook, string Name)[] Programs =
     [
@@ -31,7 +33,8 @@ public sealed record AttachEgressGuard(string CgroupPath, int DeviceIndex, strin
         + $"; bpftool cgroup attach {CgroupPath} ingress <{EgressGuardPrograms.IngressName}: count> multi"
         + $"; bpftool cgroup attach {CgroupPath} connect6 <{EgressGuardPrograms.Connect6Name}: bind link-local connects to {Device}> multi";
 
-    public static readonly ChangeCodec Codec = new("egress-guard", c => new AttachEgressGuard(JsonFields.Need(c, "cgroup"), c.GetProperty("ifindex").GetInt32(), JsonFields.Need(c, "device")));
+    public static readonly ChangeCodec Codec = new("egress-guard", c => new AttachEgressGuard(JsonFields.Need(c, "cgroup"), c.GetProperty("ifindex").GetInt32(), JsonFields.Need(c, "device"),
+        c.TryGetProperty("fixed", out var f) && f.GetBoolean()));
 
     public override string Kind => Codec.Kind;
 
@@ -40,9 +43,10 @@ public sealed record AttachEgressGuard(string CgroupPath, int DeviceIndex, strin
         w.WriteString("cgroup", CgroupPath);
         w.WriteNumber("ifindex", DeviceIndex);
         w.WriteString("device", Device);
+        if (Fixed) w.WriteBoolean("fixed", true);
     }
 
-    public override HostChange? ForDevice(int index) => this with { DeviceIndex = index };
+    public override HostChange? ForDevice(int index) => Fixed ? null : this with { DeviceIndex = index };
 
     public override string UndoCommand => string.Join("; ", Programs.Select(p => $"bpftool cgroup detach {CgroupPath} {HookName(p.Hook)} name {p.Name}"));
 

@@ -45,6 +45,7 @@ public class ClassState : IDisposable
         // These two name their state directory and config themselves (VIA_STATE_DIR, VIA_CONFIG in each call).
         ["SeccompTests"] = "23300-23349",
         ["PreloadTests"] = "23400-23449",
+        ["NetnsTests"] = "23700-23749",
     };
 
     private int _disposed;

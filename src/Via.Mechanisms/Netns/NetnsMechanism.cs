@@ -1,0 +1,146 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Via.Kernel;
+using Via.Kernel.Netlink;
+using Via.Mechanisms.Changes;
+
+namespace Via.Mechanisms.Netns;
+
+/// <summary>
+/// The program in a network namespace of its own, linked to the host by a veth pair, its packets
+/// forwarded out of IFACE with NAT to IFACE's address (what <c>ip netns exec</c> with a veth and a
+/// masquerade rule does by hand, made fail-closed and undone):
+/// <list type="bullet">
+/// <item>The namespace, the veth pair and the nft table (<c>inet via_ROUTE</c>) are via's: named for
+/// the route, journaled before they are made, undone with the route, swept by <c>via gc</c>.</item>
+/// <item>Routing: the namespace's packets arrive on the host end of the veth and are forwarded; an
+/// <c>iif via-tN</c> rule sends them to the route's table, with its unreachable defaults (the kill
+/// switch: IFACE down, they get an ICMP error, never the main table). The nft table's forward
+/// chain is the forwarded packets' egress guard: from the veth, only out of IFACE (a deleted rule
+/// sends them to the main table, and the chain drops them there). Masquerade to IFACE's address.</item>
+/// <item>Forwarding: on the veth (ours) and on IFACE, per interface (<see cref="InterfaceForwarding"/>);
+/// never the global switches. IPv6 needs <c>force_forwarding</c> (Linux 6.17): without it the
+/// namespace gets no IPv6 route (fails closed).</item>
+/// <item>The program's own sockets live in the namespace, where IFACE does not exist: the engine's
+/// egress guard on the route's cgroup passes the namespace's end of the veth (and lo).</item>
+/// </list>
+/// </summary>
+public sealed class NetnsMechanism : IMechanism
+{
+    public string Name => "netns";
+
+    public string Summary => "the program in a network namespace of its own, linked by a veth pair and forwarded out of IFACE with NAT to its address";
+
+    /// <summary>No: the program's packets get IFACE's address by NAT (masquerade) in via's nft table.</summary>
+    public bool TagsAtCreation => false;
+
+    /// <summary>No: the namespace itself confines the program (inside, only lo and via0 exist) and the nft
+    /// forward chain guards its forwarded packets; the cgroup egress guard is a backstop where the host allows it.</summary>
+    public bool NeedsCgroupBpf => false;
+
+    public MechanismProbe Probe(HostView host)
+    {
+        if (!File.Exists("/proc/self/ns/net")) return new MechanismProbe(false, "this kernel has no network namespaces (CONFIG_NET_NS)");
+        if (!NativeLibrary.TryLoad("libnftables.so.1", out nint lib))
+            return new MechanismProbe(false, "libnftables.so.1 is missing (the NAT is made through it): apt install libnftables1");
+        NativeLibrary.Free(lib);
+        return new MechanismProbe(true, $"network namespaces, veth, nftables NAT; IPv6 {(Ipv6Forwardable("lo") ? "forwarded per interface (force_forwarding)" : "not forwarded (no force_forwarding before Linux 6.17): unreachable in the namespace")}");
+    }
+
+    public (int Index, string Name)? GuardDevice(TagRequest request) => (NetnsAddressing.PeerIndex, NetnsAddressing.PeerName);
+
+    public IReadOnlyList<HostChange> Tag(TagRequest request)
+    {
+        var a = new NetnsAddressing(request.RouteId, request.Table);
+        string device = request.Host.Links.FirstOrDefault(l => l.Index == request.DeviceIndex)?.Name
+            ?? throw new InvalidOperationException($"interface index {request.DeviceIndex} is not on the host");
+        bool ipv6 = Ipv6Forwardable(device);
+        // The values from before the first netns route on IFACE: a later route inherits them from the
+        // journals (under via's lock), so that the last one to leave restores what the host had.
+        var earlier = InterfaceForwarding.Others(request.RouteId, device).FirstOrDefault();
+        string v4Before = earlier?.Ipv4Before ?? Sysctl.Read($"net/ipv4/conf/{device}/forwarding") ?? "0";
+        string? v6Before = !ipv6 ? null : earlier?.Ipv6Before ?? Sysctl.Read($"net/ipv6/conf/{device}/force_forwarding") ?? "0";
+        bool v6Global = Sysctl.Read("net/ipv6/conf/all/forwarding") == "1";
+
+        // The forward chain: from the veth, only out of IFACE. Where IFACE did not forward before,
+        // only the replies of the namespace's connections come in from IFACE and go on to a veth of via's.
+        var forward = new List<string> { $"iifname \"{a.HostName}\" oifname != \"{device}\" drop" };
+        if (v4Before == "0")
+            forward.Add($"meta nfproto ipv4 iifname \"{device}\" oifname != \"{NetnsAddressing.HostPrefix}*\" drop; meta nfproto ipv4 iifname \"{device}\" ct direction original drop");
+        if (ipv6 && v6Before == "0" && !v6Global)
+            forward.Add($"meta nfproto ipv6 iifname \"{device}\" oifname != \"{NetnsAddressing.HostPrefix}*\" drop; meta nfproto ipv6 iifname \"{device}\" ct direction original drop");
+        var nat = new List<string> { $"oifname \"{device}\" ip saddr {a.Peer4} masquerade" };
+        if (ipv6) nat.Add($"oifname \"{device}\" ip6 saddr {a.Peer6} masquerade");
+        string body = $"chain forward {{ type filter hook forward priority filter - 5; policy accept; {string.Join("; ", forward)}; }}; "
+            + $"chain postrouting {{ type nat hook postrouting priority srcnat; policy accept; {string.Join("; ", nat)}; }};";
+
+        const byte proto = 86; // Planner.Protocol (Planning sits above Mechanisms)
+        var rules = new List<HostChange>
+        {
+            new ForwardRule(new Rule(AddressFamily.InterNetwork, request.Priority, request.Table, Protocol: proto, InputInterface: a.HostName)),
+            new ForwardRule(new Rule(AddressFamily.InterNetwork, request.Priority, request.Table, Source: a.Peer4, SourceLength: 32, Protocol: proto)),
+        };
+        if (ipv6)
+            rules.Add(new ForwardRule(new Rule(AddressFamily.InterNetworkV6, request.Priority, request.Table, Protocol: proto, InputInterface: a.HostName)));
+
+        return
+        [
+            new CreateNetworkNamespace(a.NamespacePath),
+            // Before anything can be forwarded: the guard and the NAT, then the pair, then forwarding on IFACE.
+            new NftTable(a.TableName, body),
+            .. rules,
+            new CreateVethPair(request.RouteId, request.Table, ipv6),
+            new InterfaceForwarding(request.RouteId, device, v4Before, v6Before),
+        ];
+    }
+
+    public LaunchAdditions Launch(TagRequest request) =>
+        new(new Dictionary<string, string>(), NetworkNamespace: new NetnsAddressing(request.RouteId, request.Table).NamespacePath);
+
+    public IReadOnlyList<ChangeCodec> ChangeKinds => [CreateNetworkNamespace.Codec, CreateVethPair.Codec, InterfaceForwarding.Codec, NftTable.Codec, ForwardRule.Codec];
+
+    /// <summary>
+    /// Namespaces under via's state directory, veths named via-t* and nft tables named via_t* that no
+    /// journal names (a wiped state directory): removed. A veth or table of a route of another state
+    /// directory is not ours to judge unless this is the default one.
+    /// </summary>
+    public IEnumerable<Collector.Removal> Sweep(IReadOnlyList<ActiveRoute> known, bool dryRun)
+    {
+        var changes = known.SelectMany(r => r.Changes).ToList();
+        var namespaces = changes.OfType<CreateNetworkNamespace>().Select(c => c.Path).ToHashSet(StringComparer.Ordinal);
+        string dir = Path.Combine(Journal.StateDirectory, "netns");
+        if (Directory.Exists(dir))
+            foreach (var file in Directory.EnumerateFiles(dir).Where(f => !namespaces.Contains(f)).ToList())
+                yield return Remove($"network namespace {file}", dryRun, () => Namespaces.RemoveNetwork(file));
+        if (!Journal.OwnsCgroupSubtree) yield break;
+        var veths = changes.OfType<CreateVethPair>().Select(c => new NetnsAddressing(c.RouteId, c.Table).HostName).ToHashSet(StringComparer.Ordinal);
+        using var host = new Host();
+        foreach (var link in host.Rtnl.Links().Where(l => l.Name.StartsWith(NetnsAddressing.HostPrefix, StringComparison.Ordinal) && !veths.Contains(l.Name)))
+            yield return Remove($"veth {link.Name}", dryRun, () => host.Rtnl.DeleteLink(link.Name));
+        var tables = changes.OfType<NftTable>().Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+        string listed;
+        try { listed = Kernel.Nftables.Nftables.Run("list tables inet", "nft list tables"); }
+        catch (InvalidOperationException) { yield break; } // no libnftables: no table of via's can exist
+        foreach (var line in listed.Split('\n'))
+        {
+            // "table inet via_t22000"
+            string name = line.Trim().Split(' ').Last();
+            if (!line.TrimStart().StartsWith("table inet via_t", StringComparison.Ordinal) || tables.Contains(name)) continue;
+            yield return Remove($"nft table inet {name}", dryRun, () => new NftTable(name, "").Undo(host));
+        }
+    }
+
+    private static Collector.Removal Remove(string what, bool dryRun, Func<bool> remove)
+    {
+        var failures = new List<string>();
+        if (!dryRun)
+        {
+            try { remove(); }
+            catch (Exception e) when (e is KernelException or IOException or UnauthorizedAccessException or InvalidOperationException) { failures.Add(e.Message); }
+        }
+        return new Collector.Removal(what, "no journal", failures);
+    }
+
+    /// <summary>Whether IPv6 can be forwarded from this interface without the global switch (force_forwarding, Linux 6.17).</summary>
+    private static bool Ipv6Forwardable(string device) => File.Exists(Sysctl.Path($"net/ipv6/conf/{device}/force_forwarding"));
+}
