@@ -185,14 +185,13 @@ internal static class BashScript
                 if [[ -z $cur || $cur == -* ]]; then _via_add "${options[@]}" --; else _via_program "$COMP_CWORD"; fi
                 return
             fi
-            if [[ $cur == -* && $rest == 0 ]]; then
+            read -ra subcommands <<<"$(_via_subcommands "$path")"
+            # Options when asked for, or when nothing else can come.
+            if [[ $rest == 0 ]] && { [[ $cur == -* ]] || (( ${#kind[@]} == 0 && ${#subcommands[@]} == 0 )); }; then
                 _via_add "${options[@]}"
-                return
+                return 0
             fi
-            if (( nargs == 0 && rest == 0 )); then
-                read -ra subcommands <<<"$(_via_subcommands "$path")"
-                _via_add "${subcommands[@]}"
-            fi
+            (( nargs == 0 && rest == 0 )) && _via_add "${subcommands[@]}"
             (( ${#kind[@]} )) && _via_values "${kind[@]}"
             return 0
         }

@@ -12,14 +12,11 @@ public static class CompletionCommand
         ("fish", FishScript.Generate),
     ];
 
-    public static readonly Argument<string> Shell = CreateShellArgument();
-
-    private static Argument<string> CreateShellArgument()
+    public static readonly Argument<string> Shell = new("shell")
     {
-        var shell = new Argument<string>("shell") { Description = "The shell: " + string.Join(", ", Scripts.Select(s => s.Shell)) + "." };
-        shell.AcceptOnlyFromAmong([.. Scripts.Select(s => s.Shell)]);
-        return shell;
-    }
+        Description = "The shell: " + string.Join(", ", Scripts.Select(s => s.Shell)) + ".",
+        CompletionSources = { ValueKind.OneOf(Scripts.Select(s => s.Shell)).Complete },
+    };
 
     public static Command Create()
     {
@@ -39,6 +36,8 @@ public static class CompletionCommand
 
     public static int Run(string shell)
     {
+        if (!Scripts.Any(s => s.Shell == shell))
+            return Say.Error($"no completion for the shell '{shell}'; use one of: {string.Join(", ", Scripts.Select(s => s.Shell))}");
         Console.Out.Write(Script(shell));
         return ExitCodes.Ok;
     }

@@ -37,7 +37,8 @@ internal static class ZshScript
             Function(s, node);
         s.Append(
             """
-            if [[ $funcstack[1] == _via ]]; then
+            # Autoloaded from $fpath (as compinit does): complete now. Sourced: register for 'via'.
+            if [[ ${zsh_eval_context[-1]} == loadautofunc ]]; then
               _via "$@"
             else
               compdef _via via
