@@ -69,6 +69,15 @@ public sealed class CompletionTests : IDisposable
         return r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
     }
 
+    /// <summary>A state directory of the test's own whose routes/ holds these files (a journal is ID.json; ID.json.tmp, a write under way).</summary>
+    private string StateWith(params string[] files)
+    {
+        string state = Path.Combine(_dir, "state");
+        Directory.CreateDirectory(Path.Combine(state, "routes"));
+        foreach (var f in files) File.WriteAllText(Path.Combine(state, "routes", f), "{}");
+        return state;
+    }
+
     private static readonly string[] Interfaces = Directory.EnumerateFileSystemEntries("/sys/class/net").Select(Path.GetFileName).OfType<string>().Order().ToArray();
 
     [Fact]
@@ -144,11 +153,7 @@ public sealed class CompletionTests : IDisposable
     [Fact]
     public void Bash_completes_route_ids_from_the_state_directory()
     {
-        string state = Path.Combine(_dir, "state");
-        Directory.CreateDirectory(Path.Combine(state, "routes"));
-        File.WriteAllText(Path.Combine(state, "routes", "t22000.json"), "{}");
-        File.WriteAllText(Path.Combine(state, "routes", "t22001.json"), "{}");
-        File.WriteAllText(Path.Combine(state, "routes", "t22002.json.tmp"), "");
+        string state = StateWith("t22000.json", "t22001.json", "t22002.json.tmp");
         Assert.Equal(["t22000", "t22001"], Bash(["via", "down", ""], state));
         Assert.Equal(["--all"], Bash(["via", "down", "--a"], state));
         // No state directory (via never ran here): nothing, and no error.
@@ -198,10 +203,7 @@ public sealed class CompletionTests : IDisposable
     [Fact]
     public void Fish_completes_route_ids_from_the_state_directory()
     {
-        string state = Path.Combine(_dir, "state");
-        Directory.CreateDirectory(Path.Combine(state, "routes"));
-        File.WriteAllText(Path.Combine(state, "routes", "t22000.json"), "{}");
-        Assert.Equal(["t22000"], Fish("via down ", state));
+        Assert.Equal(["t22000"], Fish("via down ", StateWith("t22000.json")));
     }
 
     // ---- zsh: an interactive zsh in a pseudo-terminal (zsh/zpty) with compinit and the script in $fpath,
@@ -251,10 +253,7 @@ public sealed class CompletionTests : IDisposable
     [Fact]
     public void Zsh_completes_route_ids_from_the_state_directory()
     {
-        string state = Path.Combine(_dir, "state");
-        Directory.CreateDirectory(Path.Combine(state, "routes"));
-        File.WriteAllText(Path.Combine(state, "routes", "t22000.json"), "{}");
-        Assert.Equal(["t22000"], Zsh("via down ", state));
+        Assert.Equal(["t22000"], Zsh("via down ", StateWith("t22000.json")));
     }
 
     [Fact]
