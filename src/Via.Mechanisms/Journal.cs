@@ -66,7 +66,9 @@ public static class Journal
     /// via's state directory; VIA_STATE_DIR overrides it (tests), usually with a cgroup subtree of
     /// its own (VIA_CGROUP_SUBTREE, <see cref="RouteCgroups.Subtree"/>).
     /// </summary>
-    public static string StateDirectory => Environment.GetEnvironmentVariable("VIA_STATE_DIR") is { Length: > 0 } d ? d : "/run/via";
+    public static string StateDirectory => Environment.GetEnvironmentVariable("VIA_STATE_DIR") is { Length: > 0 } d ? d : DefaultStateDirectory;
+
+    public const string DefaultStateDirectory = "/run/via";
 
     /// <summary>
     /// True when this state directory's journals account for every cgroup in via's subtree: the
@@ -75,7 +77,7 @@ public static class Journal
     /// the "via" subtree with /run/via and with other such directories, so cgroups it does not know
     /// may be theirs.
     /// </summary>
-    public static bool OwnsCgroupSubtree => StateDirectory == "/run/via" || RouteCgroups.OwnSubtree is not null;
+    public static bool OwnsCgroupSubtree => StateDirectory == DefaultStateDirectory || RouteCgroups.OwnSubtree is not null;
 
     public static string RoutesDirectory => Path.Combine(StateDirectory, "routes");
 
