@@ -95,14 +95,14 @@ public sealed class RouteSession
                 var joined = RouteRegistry.Join(shared, ProcessIdentity.Self);
                 PhaseTrace.Mark("journal");
                 output.Say($"joining route {joined.Id} (dev {joined.Device}, table {joined.Table})");
-                var tag = Planner.Tagging(joined.Id, joined.Mark, view, resolved.Link.Index, joined.Cgroup!);
+                var tag = Planner.Tagging(joined.Id, joined.Mark, view, resolved, joined.Cgroup!);
                 return new RouteSession(joined, mechanism, tag, dns, output, fault);
             }
 
             var (plan, described) = NewPlan(request.Route, mechanism, view, resolved, settings, output.Note);
             PhaseTrace.Mark("plan");
             output.Say(described);
-            var tagging = Planner.Tagging(plan.RouteId, plan.Numbers.Mark, view, resolved.Link.Index, plan.Membership);
+            var tagging = Planner.Tagging(plan.RouteId, plan.Numbers.Mark, view, resolved, plan.Membership);
             var active = new ActiveRoute(plan.RouteId, key, here, DateTimeOffset.UtcNow, request.Route.Device,
                 (resolved.Gateway4 ?? resolved.Gateway6)?.ToString(), plan.Numbers.Mark, plan.Numbers.Table,
                 mechanism.Name, plan.Membership, [ProcessIdentity.Self], false, [.. plan.Changes])

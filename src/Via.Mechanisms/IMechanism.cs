@@ -14,7 +14,12 @@ namespace Via.Mechanisms;
 /// <param name="Table">The route's table (0 where a route is joined, not made): a mechanism whose packets
 /// are forwarded (netns) selects it with rules of its own.</param>
 /// <param name="Priority">The priority of the route's rules (0 likewise).</param>
-public sealed record TagRequest(string RouteId, uint Mark, HostView Host, int DeviceIndex, string Cgroup, uint Table = 0, uint Priority = 0);
+/// <param name="Device">IFACE's name.</param>
+/// <param name="Source4">The route's IPv4 source address (IFACE's), if it routes IPv4: what a mechanism that
+/// marks after routing must SNAT to (DESIGN.md point 1).</param>
+/// <param name="Source6">Likewise for IPv6.</param>
+public sealed record TagRequest(string RouteId, uint Mark, HostView Host, int DeviceIndex, string Cgroup, uint Table = 0, uint Priority = 0,
+    string Device = "", System.Net.IPAddress? Source4 = null, System.Net.IPAddress? Source6 = null);
 
 /// <summary>Whether a mechanism can work on this host, and what it found (one line, for <c>doctor</c> and <c>--verbose</c>).</summary>
 public sealed record MechanismProbe(bool Usable, string Detail);

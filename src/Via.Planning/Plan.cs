@@ -34,7 +34,7 @@ public static class Planner
         // (membership, lifetime, counters), and the egress guard on it is the backstop for every
         // packet the mark and the table do not decide (DESIGN.md point 11).
         string cgroup = RouteCgroups.PathOf(host, routeId);
-        var tag = Tagging(routeId, numbers.Mark, host, route.Link.Index, cgroup) with { Table = numbers.Table, Priority = numbers.Priority };
+        var tag = Tagging(routeId, numbers.Mark, host, route, cgroup) with { Table = numbers.Table, Priority = numbers.Priority };
         var changes = new List<HostChange>(RouteCgroups.Create(host, cgroup));
         changes.AddRange(mechanism.Tag(tag));
         // The guard passes IFACE, or the link a mechanism gives the program in a network namespace of
@@ -48,8 +48,9 @@ public static class Planner
     }
 
     /// <summary>What a mechanism is told of a route (also when a route is re-planned or joined).</summary>
-    public static TagRequest Tagging(string routeId, uint mark, HostView host, int deviceIndex, string cgroup) =>
-        new(routeId, mark, host, deviceIndex, cgroup);
+    public static TagRequest Tagging(string routeId, uint mark, HostView host, ResolvedRoute route, string cgroup) =>
+        new(routeId, mark, host, route.Link.Index, cgroup, Device: route.Link.Name,
+            Source4: route.Routes4 ? route.Source4 : null, Source6: route.Routes6 ? route.Source6 : null);
 
     /// <summary>
     /// What makes two invocations the same route, so they share its kernel objects: the network
