@@ -11,6 +11,7 @@ public static class Registry
         new Seccomp.SeccompMechanism(),
         new Preload.PreloadMechanism(),
         new Netns.NetnsMechanism(),
+        new Nft.NftMechanism(),
     ];
 
     /// <summary>The mechanism of that name, or null.</summary>

@@ -56,10 +56,10 @@ public abstract class MechanismContract : IClassFixture<TopologyFixture>, IDispo
 
     protected (int Code, string Out, string Err) Routed(params string[] command) => Routed([], command);
 
-    /// <summary>via's own objects in the host namespace: rules and routes with its protocol, and the row's journals.</summary>
+    /// <summary>via's own objects in the host namespace: rules and routes with its protocol, its nftables tables, and the row's journals.</summary>
     protected virtual string ViaObjects()
     {
-        string rules = T.InHost(["sh", "-c", "{ ip rule; ip -6 rule; } | grep -w 'proto 86'; ip route show table all proto 86; ip -6 route show table all proto 86"]).Out;
+        string rules = T.InHost(["sh", "-c", "{ ip rule; ip -6 rule; } | grep -w 'proto 86'; ip route show table all proto 86; ip -6 route show table all proto 86; nft list tables 2>/dev/null | grep -w 'via_t[0-9]*'"]).Out;
         string journals = Directory.Exists(Path.Combine(State, "routes")) ? string.Join(',', Directory.EnumerateFiles(Path.Combine(State, "routes"))) : "";
         return rules + journals;
     }
