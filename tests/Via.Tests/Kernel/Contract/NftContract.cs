@@ -7,4 +7,5 @@ public sealed class NftContract(TopologyFixture fixture, ITestOutputHelper outpu
 {
     protected override string Method => "nft";
     protected override uint FirstTable => 23800;
+    protected override string? KillSwitchTcp => "error TimeoutError";
 }
