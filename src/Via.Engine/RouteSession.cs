@@ -182,7 +182,7 @@ public sealed class RouteSession
             full["LOGNAME"] = user.Name;
         }
         string cgroup = Mechanisms.Cgroup.CgroupPaths.Resolve(Route.Cgroup!);
-        var spec = new LaunchSpec(cgroup, user, full, resolverFiles?.Mounts ?? [], additions.SeccompListener, additions.NetworkNamespace);
+        var spec = new LaunchSpec(cgroup, user, full, resolverFiles?.Mounts ?? [], additions.SeccompListener, additions.NetworkNamespace, additions.JoinCgroups);
         var program = ProgramLauncher.Start(spec, path, command, _output.Note);
         PhaseTrace.Mark("spawn");
         // Exec'd (or failed): the files are needed no longer. Not so through the launcher stage,

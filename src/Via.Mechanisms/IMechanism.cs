@@ -33,8 +33,11 @@ public sealed record ProgramImage(string Path, bool Static, bool SetId);
 /// <param name="Environment">Variables set for the program (the preload mechanism's LD_PRELOAD).</param>
 /// <param name="SeccompListener">Install via's seccomp user-notification filter in the program before
 /// execve and hand its listener to <see cref="IMechanism.Started"/>.</param>
+/// <param name="JoinCgroups">cgroup v1 directories the program joins before execve, besides the route's
+/// cgroup v2 (the netcls mechanism's net_cls cgroup): in the clone3 child and in the launcher stage alike.</param>
 /// <param name="NetworkNamespace">A network namespace file the program enters before anything else (the netns mechanism's).</param>
-public sealed record LaunchAdditions(IReadOnlyDictionary<string, string> Environment, bool SeccompListener = false, string? NetworkNamespace = null)
+public sealed record LaunchAdditions(IReadOnlyDictionary<string, string> Environment, bool SeccompListener = false, string? NetworkNamespace = null,
+    IReadOnlyList<string>? JoinCgroups = null)
 {
     public static readonly LaunchAdditions None = new(new Dictionary<string, string>());
 }

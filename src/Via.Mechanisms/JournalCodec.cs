@@ -52,6 +52,12 @@ internal static class JournalCodec
             w.WriteEndObject();
             w.WriteBoolean("seccomp", r.Launch.SeccompListener);
             if (r.Launch.NetworkNamespace is not null) w.WriteString("networkNamespace", r.Launch.NetworkNamespace);
+            if (r.Launch.JoinCgroups is { Count: > 0 } join)
+            {
+                w.WriteStartArray("joinCgroups");
+                foreach (string dir in join) w.WriteStringValue(dir);
+                w.WriteEndArray();
+            }
             w.WriteEndObject();
             w.WriteStartArray("changes");
             foreach (var c in r.Changes) WriteChange(w, c);
@@ -109,7 +115,8 @@ internal static class JournalCodec
     private static LaunchAdditions ReadLaunch(JsonElement o) => new(
         o.GetProperty("environment").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString() ?? ""),
         o.TryGetProperty("seccomp", out var seccomp) && seccomp.GetBoolean(),
-        Str(o, "networkNamespace"));
+        Str(o, "networkNamespace"),
+        o.TryGetProperty("joinCgroups", out var join) ? [.. join.EnumerateArray().Select(d => d.GetString() ?? "")] : null);
 
     private static HostChange ReadChange(JsonElement c) => ChangeKinds.Read(c);
 
