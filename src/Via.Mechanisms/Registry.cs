@@ -12,6 +12,7 @@ public static class Registry
         new Preload.PreloadMechanism(),
         new Netns.NetnsMechanism(),
         new Nft.NftMechanism(),
+        new Netcls.NetclsMechanism(),
     ];
 
     /// <summary>The mechanism of that name, or null.</summary>
