@@ -15,6 +15,16 @@ public static class NetCls
         catch (IOException) { return false; }
     }
 
+    /// <summary>Whether net_cls is bound to a cgroup v1 hierarchy (mounted somewhere, now or before: its cgroups keep it).</summary>
+    public static bool Bound()
+    {
+        try
+        {
+            return File.ReadLines("/proc/cgroups").Select(l => l.Split('\t')).Any(f => f.Length >= 4 && f[0] == "net_cls" && f[1] != "0");
+        }
+        catch (IOException) { return false; }
+    }
+
     /// <summary>Mount points of a cgroup v1 hierarchy with net_cls in this mount namespace (e.g. /sys/fs/cgroup/net_cls,net_prio).</summary>
     public static IReadOnlyList<string> FindMounts(string mountsFile = "/proc/self/mounts")
     {

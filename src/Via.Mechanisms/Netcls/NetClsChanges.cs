@@ -52,10 +52,20 @@ public sealed record CreateNetClsCgroup(string Path, uint Classid) : HostChange
         NetCls.SetClassid(Path, Classid);
     }
 
+    /// <summary>
+    /// Removes it wherever the net_cls hierarchy is visible now: the reaper or <c>via gc</c> may run in
+    /// another mount namespace than the via that made it (each <c>ip netns exec</c> has its own, and
+    /// via's mount at /run/via/net_cls went with it), so the cgroup is found by its place in the
+    /// hierarchy (<c>via/tNNN</c>) below a net_cls mount of this namespace, mounted for the purpose if none is.
+    /// </summary>
     public override bool Undo(Host host)
     {
-        bool removed = Cgroup2.Remove(Path);
-        try { Cgroup2.Remove(System.IO.Path.GetDirectoryName(Path)!); }
+        if (!NetCls.Bound()) return false; // no net_cls hierarchy: nothing was made, or it is gone
+        string below = System.IO.Path.Combine(RouteCgroups.Subtree, System.IO.Path.GetFileName(Path));
+        string root = NetclsMechanism.VisibleRoot(mount: true);
+        string path = System.IO.Path.Combine(root, below);
+        bool removed = Cgroup2.Remove(path);
+        try { Cgroup2.Remove(System.IO.Path.GetDirectoryName(path)!); }
         catch (KernelException e) when (e.ErrorCode is Errno.EBUSY or Errno.ENOTEMPTY) { } // other routes still use it
         return removed;
     }

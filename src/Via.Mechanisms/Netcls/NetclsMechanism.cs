@@ -49,6 +49,14 @@ public sealed class NetclsMechanism : IMechanism
 
     private static string? Mount() => NetCls.FindMounts().FirstOrDefault();
 
+    /// <summary>A net_cls mount of this mount namespace; with <paramref name="mount"/>, via's private one is made where there is none.</summary>
+    internal static string VisibleRoot(bool mount)
+    {
+        if (Mount() is { } m) return m;
+        if (mount) NetCls.Mount(PrivateMount);
+        return PrivateMount;
+    }
+
     /// <summary>The route's classid: major 0x5600 (via's), minor from the route's table.</summary>
     public static uint ClassidOf(string routeId) =>
         (ClassidMajor << 16) | (uint.TryParse(routeId.TrimStart('t'), NumberStyles.None, CultureInfo.InvariantCulture, out uint n) ? n & 0xffff : 0);
@@ -71,7 +79,11 @@ public sealed class NetclsMechanism : IMechanism
     public IEnumerable<Collector.Removal> Sweep(IReadOnlyList<ActiveRoute> known, bool dryRun)
     {
         var ids = known.Select(r => r.Id).ToHashSet(StringComparer.Ordinal);
-        foreach (string mount in NetCls.FindMounts())
+        // The hierarchy outlives every mount of it (its cgroups keep it): look through one of this
+        // namespace's, mounting via's own only where a net_cls hierarchy exists at all.
+        if (!NetCls.Bound()) yield break;
+        if (!dryRun && NetCls.FindMounts().Count == 0) VisibleRoot(mount: true);
+        foreach (string mount in NetCls.FindMounts().Take(1))
         {
             string subtree = Path.Combine(mount, RouteCgroups.Subtree);
             if (!Directory.Exists(subtree)) continue;
