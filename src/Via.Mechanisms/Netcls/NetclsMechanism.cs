@@ -78,6 +78,8 @@ public sealed class NetclsMechanism : IMechanism
     /// <summary>via's net_cls cgroups of routes no journal knows, once empty (the tables: the nft mechanism's sweep).</summary>
     public IEnumerable<Collector.Removal> Sweep(IReadOnlyList<ActiveRoute> known, bool dryRun)
     {
+        // Only where the journals account for every route (net_cls is host-wide; see Journal.OwnsCgroupSubtree).
+        if (!Journal.OwnsCgroupSubtree) yield break;
         var ids = known.Select(r => r.Id).ToHashSet(StringComparer.Ordinal);
         // The hierarchy outlives every mount of it (its cgroups keep it): look through one of this
         // namespace's, mounting via's own only where a net_cls hierarchy exists at all.
@@ -94,6 +96,7 @@ public sealed class NetclsMechanism : IMechanism
                 if (!dryRun)
                 {
                     try { new CreateNetClsCgroup(dir, 0).Undo(new Host()); }
+                    catch (Kernel.KernelException e) when (e.ErrorCode == Kernel.Errno.EBUSY) { continue; } // processes still in it: a route being made, or not via's to end
                     catch (Kernel.KernelException e) { failures.Add(e.Message); }
                 }
                 yield return new Collector.Removal($"net_cls cgroup {dir}", "no journal", failures);
