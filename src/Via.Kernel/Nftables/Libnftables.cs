@@ -35,8 +35,8 @@ internal static partial class LibNftables
     internal static partial nint nft_ctx_get_error_buffer(nint ctx);
 }
 
-/// <summary>Changes to the nftables ruleset of the current network namespace, through libnftables (never by spawning nft).</summary>
-public static class NftablesCommands
+/// <summary>Runs nftables commands in the current network namespace through libnftables (never by spawning nft).</summary>
+public static class Nftables
 {
     /// <summary>Whether libnftables can be loaded here.</summary>
     public static bool Available
@@ -139,45 +139,6 @@ public static class NftablesRuleset
             if (LibNftables.nft_run_cmd_from_buffer(ctx, "list ruleset") != 0) return null;
             nint text = LibNftables.nft_ctx_get_output_buffer(ctx);
             return text == 0 ? null : Marshal.PtrToStringUTF8(text);
-        }
-        finally
-        {
-            LibNftables.nft_ctx_free(ctx);
-        }
-    }
-}
-
-/// <summary>Runs nftables commands in the current network namespace through libnftables (never by spawning nft).</summary>
-public static class Nftables
-{
-    /// <summary>
-    /// Runs <paramref name="commands"/> (nft's own language, or its JSON form: libnftables takes both)
-    /// as one transaction: all or nothing; returns what it printed. Throws with nft's error text when it fails or libnftables is missing.
-    /// </summary>
-    public static string Run(string commands, string what)
-    {
-        nint ctx;
-        try
-        {
-            ctx = LibNftables.nft_ctx_new(LibNftables.CtxDefault);
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-            throw new InvalidOperationException($"{what}: libnftables.so.1 is not installed (Debian: apt install libnftables1)");
-        }
-        if (ctx == 0) throw new InvalidOperationException($"{what}: libnftables could not make a context");
-        try
-        {
-            if (LibNftables.nft_ctx_buffer_output(ctx) != 0 || LibNftables.nft_ctx_buffer_error(ctx) != 0)
-                throw new InvalidOperationException($"{what}: libnftables cannot buffer its output");
-            if (LibNftables.nft_run_cmd_from_buffer(ctx, commands) != 0)
-            {
-                nint error = LibNftables.nft_ctx_get_error_buffer(ctx);
-                string text = error == 0 ? "" : (Marshal.PtrToStringUTF8(error) ?? "").Trim();
-                throw new InvalidOperationException($"{what}: {(text.Length > 0 ? text.Split('\n')[0] : "refused")}");
-            }
-            nint output = LibNftables.nft_ctx_get_output_buffer(ctx);
-            return output == 0 ? "" : Marshal.PtrToStringUTF8(output) ?? "";
         }
         finally
         {

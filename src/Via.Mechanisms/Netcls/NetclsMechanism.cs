@@ -41,7 +41,7 @@ public sealed class NetclsMechanism : IMechanism
     public MechanismProbe Probe(HostView host)
     {
         if (!NetCls.Known()) return new(false, "this kernel has no net_cls controller (CONFIG_CGROUP_NET_CLASSID)");
-        if (!NftablesCommands.Available) return new(false, "libnftables.so.1 is not installed (Debian: apt install libnftables1)");
+        if (!Nftables.Available) return new(false, "libnftables.so.1 is not installed (Debian: apt install libnftables1)");
         if (!NftMechanism.KernelAtLeast(5, 15))
             return new(false, "before Linux 5.15 a net_cls classid disables cgroup v2 socket matching host-wide (via's egress guard among them)");
         return new(true, Mount() is { } m ? $"net_cls at {m}; nftables meta cgroup, SNAT to IFACE's address" : $"net_cls not mounted; via mounts it at {PrivateMount}");
@@ -75,7 +75,7 @@ public sealed class NetclsMechanism : IMechanism
 
     public LaunchAdditions Launch(TagRequest request) => new(new Dictionary<string, string>(), JoinCgroups: [CgroupOf(request.RouteId)]);
 
-    /// <summary>via's net_cls cgroups of routes no journal knows, once empty (the tables: the nft mechanism's sweep).</summary>
+    /// <summary>via's net_cls cgroups of routes no journal knows, once empty (the tables: <see cref="NftTable.Sweep"/>).</summary>
     public IEnumerable<Collector.Removal> Sweep(IReadOnlyList<ActiveRoute> known, bool dryRun)
     {
         // Only where the journals account for every route (net_cls is host-wide; see Journal.OwnsCgroupSubtree).

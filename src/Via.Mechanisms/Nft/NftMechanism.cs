@@ -20,7 +20,7 @@ public sealed class NftMechanism : IMechanism
 
     public MechanismProbe Probe(HostView host)
     {
-        if (!NftablesCommands.Available) return new(false, "libnftables.so.1 is not installed (Debian: apt install libnftables1)");
+        if (!Nftables.Available) return new(false, "libnftables.so.1 is not installed (Debian: apt install libnftables1)");
         if (!KernelAtLeast(5, 13)) return new(false, "needs Linux 5.13 for nftables' socket cgroupv2 match");
         if (!Directory.Exists(NftRules.CgroupBase)) return new(false, $"{NftRules.CgroupBase} is not visible here (libnftables names cgroups below it)");
         return new(true, "libnftables; socket cgroupv2 match on the route's cgroup, SNAT to IFACE's address");
@@ -44,31 +44,13 @@ public sealed class NftMechanism : IMechanism
         // Not where it is 1 already and no via table made it so (the administrator's: leave it).
         if (request.Source4 is not null && (SetSourceValidMark.Read(request.Device) != "1" || NftRules.OtherTablesUsing(request.Device, null)))
             changes.Add(new SetSourceValidMark(request.Device));
-        changes.Add(new AddNftTable(NftRules.TableOf(request.RouteId),
+        changes.Add(new NftTable(NftTable.Of(request.RouteId),
             NftRules.Body(owner, request.Mark, request.Device, request.Source4, request.Source6)));
         return changes;
     }
 
     public LaunchAdditions Launch(TagRequest request) => LaunchAdditions.None;
 
-    public IEnumerable<Collector.Removal> Sweep(IReadOnlyList<ActiveRoute> known, bool dryRun) => SweepTables(known, dryRun);
-
-    /// <summary>Deletes via's tables (<c>inet via_t*</c>) of routes no journal knows, in this network namespace.</summary>
-    internal static IEnumerable<Collector.Removal> SweepTables(IReadOnlyList<ActiveRoute> known, bool dryRun)
-    {
-        var ids = known.Select(r => NftRules.TableOf(r.Id)).ToHashSet(StringComparer.Ordinal);
-        foreach (string table in NftablesCommands.Tables(AddNftTable.Family))
-        {
-            if (!table.StartsWith(AddNftTable.Prefix + "t", StringComparison.Ordinal) || ids.Contains(table)) continue;
-            var failures = new List<string>();
-            if (!dryRun)
-            {
-                try { AddNftTable.Delete(table); }
-                catch (Kernel.KernelException e) { failures.Add(e.Message); }
-            }
-            yield return new Collector.Removal($"nftables table {AddNftTable.Family} {table}", "no journal", failures);
-        }
-    }
-
-    public IReadOnlyList<ChangeCodec> ChangeKinds => [AddNftTable.Codec, SetSourceValidMark.Codec];
+    // Its tables are swept by the collector, as every via table (NftTable.Sweep).
+    public IReadOnlyList<ChangeCodec> ChangeKinds => [SetSourceValidMark.Codec];
 }

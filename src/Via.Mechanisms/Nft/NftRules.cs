@@ -2,15 +2,13 @@ using System.Globalization;
 using System.Net;
 using Via.Kernel;
 using Via.Kernel.Nftables;
+using Via.Mechanisms.Changes;
 
 namespace Via.Mechanisms.Nft;
 
 /// <summary>The chains of a route's nftables table (pure text), and what via's tables on the host use.</summary>
 public static class NftRules
 {
-    /// <summary>The table of a route: <c>via_t23800</c> for route t23800.</summary>
-    public static string TableOf(string routeId) => AddNftTable.Prefix + routeId;
-
     /// <summary>
     /// The chains, given how the program's packets are matched (<paramref name="owner"/>: an nft
     /// expression such as <c>socket cgroupv2 level 2 "unified/via/t23800"</c>):
@@ -70,15 +68,17 @@ public static class NftRules
     private static string Quote(string s) => "\"" + s.Replace("\"", "", StringComparison.Ordinal) + "\"";
 
     /// <summary>Whether a table of via's other than <paramref name="except"/> in this network namespace
-    /// has a rule for <paramref name="device"/>.</summary>
+    /// re-marks replies arriving on <paramref name="device"/> (an nft or netcls route's <c>pre</c>
+    /// chain, which needs <see cref="SetSourceValidMark"/>; a netns route's table names IFACE too, but
+    /// needs no such setting).</summary>
     public static bool OtherTablesUsing(string device, string? except)
     {
-        foreach (string table in NftablesCommands.Tables(AddNftTable.Family))
+        foreach (string table in Nftables.Tables(NftTable.Family))
         {
-            if (!table.StartsWith(AddNftTable.Prefix, StringComparison.Ordinal) || table == except) continue;
+            if (!table.StartsWith(NftTable.Prefix, StringComparison.Ordinal) || table == except) continue;
             try
             {
-                if (NftablesCommands.Run($"list table {AddNftTable.Family} {table}", table).Contains($"iifname {Quote(device)}", StringComparison.Ordinal))
+                if (Nftables.Run($"list table {NftTable.Family} {table}", table).Contains($"iifname {Quote(device)} ct mark ", StringComparison.Ordinal))
                     return true;
             }
             catch (KernelException) { }

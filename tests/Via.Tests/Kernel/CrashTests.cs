@@ -31,12 +31,15 @@ public sealed class CrashTests(TopologyFixture<CrashTests> fixture, ITestOutputH
     public void Killed_at_any_point_it_leaks_nothing_and_gc_restores_the_host() => KilledAtAnyPoint(T, output, []);
 
     /// <summary>The kill-point test for a method (<paramref name="method"/>: <c>--method NAME</c>, or none for the default),
-    /// as the class that owns <paramref name="T"/> (its state directory, cgroup subtree and tables).</summary>
-    public static void KilledAtAnyPoint(Topology T, ITestOutputHelper output, string[] method)
+    /// as the class that owns <paramref name="T"/> (its state directory, cgroup subtree and tables).
+    /// <paramref name="leftovers"/>, where given, names what else of the method's could be left (it is
+    /// the same before and after each stage).</summary>
+    public static void KilledAtAnyPoint(Topology T, ITestOutputHelper output, string[] method, Func<string>? leftovers = null)
     {
         foreach (var stage in Stages(T, method))
         {
             var before = HostSnapshot.Take(T);
+            string objects = leftovers?.Invoke() ?? "";
             int isp1 = T.ServerLog(1).Count;
             var r = Via.RunWith(T, [$"VIA_FAULT={stage}"], ["run", .. method, "--dev", "up2", "--", .. Clients.DotNet("tcp", Topology.Server4)]);
             output.WriteLine($"{stage}: exit {r.Code}, out {r.Out.Trim()}, err {r.Err.Trim()}");
@@ -50,6 +53,7 @@ public sealed class CrashTests(TopologyFixture<CrashTests> fixture, ITestOutputH
             output.WriteLine("  gc: " + (gc.Out + gc.Err).Trim().Replace('\n', ';'));
             Assert.True(gc.Code == 0, $"{stage}: via gc exited {gc.Code}: {gc.Err}");
             HostSnapshot.AssertUnchanged(before, T);
+            Assert.Equal(objects, leftovers?.Invoke() ?? "");
         }
     }
 

@@ -51,6 +51,9 @@ public abstract class MechanismContract : IClassFixture<TopologyFixture>, IDispo
     /// <summary>The row's state directory.</summary>
     protected string State { get; }
 
+    /// <summary>The row's cgroup subtree (VIA_CGROUP_SUBTREE): its routes' cgroups are below it, in every hierarchy via uses.</summary>
+    protected string Subtree => _fixture.State.Subtree;
+
     /// <summary>bin/via ARGS in the host namespace with this row's state directory, cgroup subtree and tables.</summary>
     protected (int Code, string Out, string Err) Via(params string[] args)
     {
@@ -69,9 +72,6 @@ public abstract class MechanismContract : IClassFixture<TopologyFixture>, IDispo
     protected virtual string ViaObjects()
     {
         string rules = T.InHost(["sh", "-c", "{ ip rule; ip -6 rule; } | grep -w 'proto 86'; ip route show table all proto 86; ip -6 route show table all proto 86; nft list tables 2>/dev/null | grep -w 'via_t[0-9]*'"]).Out;
-        // net_cls is host-wide and via's mount of it private to the run: look in a mount of the test's own.
-        if (Method == "netcls")
-            rules += Topology.Run("unshare", ["-m", "sh", "-c", $"d=$(mktemp -d); mount -t cgroup -o net_cls net_cls $d && ls -d $d/via/t{FirstTable / 100}* 2>/dev/null | sed 's,.*/,net_cls ,'; umount $d; rmdir $d"]).Out;
         string journals = Directory.Exists(Path.Combine(State, "routes")) ? string.Join(',', Directory.EnumerateFiles(Path.Combine(State, "routes"))) : "";
         return rules + journals;
     }
