@@ -46,10 +46,20 @@ public sealed class FailClosedUnitTests
     {
         string Flat(string s) => string.Join(' ', s.Replace("`", "", StringComparison.Ordinal).Split((char[])[' ', '\n', '\r'], StringSplitOptions.RemoveEmptyEntries));
         string help = Flat(Via.Cli.Commands.Run.RunCommandDefinition.Create().Description!);
-        string readme = Flat(File.ReadAllText(Path.Combine(Via.Tests.Kernel.ViaBinary.RepositoryRoot, "README.md")));
+        string readme = Flat(WithoutSection(File.ReadAllText(Path.Combine(Via.Tests.Kernel.ViaBinary.RepositoryRoot, "README.md")), "### The netns method"));
         Assert.Contains("fail with " + KillSwitchError, help);
         Assert.Contains("fail with " + KillSwitchError, readme);
         Assert.DoesNotContain("ENETUNREACH", help);
         Assert.DoesNotContain("ENETUNREACH", readme);
+    }
+
+    /// <summary>The text without the section that starts with <paramref name="heading"/> (to the next heading of its level):
+    /// the netns method's kill switch differs (a forwarded IPv6 packet gets ENETUNREACH), and its section says so.</summary>
+    private static string WithoutSection(string text, string heading)
+    {
+        int start = text.IndexOf(heading, StringComparison.Ordinal);
+        if (start < 0) return text;
+        int end = text.IndexOf("\n### ", start + heading.Length, StringComparison.Ordinal);
+        return text[..start] + (end < 0 ? "" : text[(end + 1)..]);
     }
 }
