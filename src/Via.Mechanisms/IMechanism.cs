@@ -18,8 +18,10 @@ namespace Via.Mechanisms;
 /// <param name="Source4">The route's IPv4 source address (IFACE's), if it routes IPv4: what a mechanism that
 /// marks after routing must SNAT to (DESIGN.md point 1).</param>
 /// <param name="Source6">Likewise for IPv6.</param>
+/// <param name="Owner">Whose packets the route carries: its cgroup (the default), or a uid or gid, which
+/// only a mechanism that <see cref="IMechanism.MatchesOwners"/> is given.</param>
 public sealed record TagRequest(string RouteId, uint Mark, HostView Host, int DeviceIndex, string Cgroup, uint Table = 0, uint Priority = 0,
-    string Device = "", System.Net.IPAddress? Source4 = null, System.Net.IPAddress? Source6 = null);
+    string Device = "", System.Net.IPAddress? Source4 = null, System.Net.IPAddress? Source6 = null, RouteOwner Owner = default);
 
 /// <summary>Whether a mechanism can work on this host, and what it found (one line, for <c>doctor</c> and <c>--verbose</c>).</summary>
 public sealed record MechanismProbe(bool Usable, string Detail);
@@ -69,6 +71,10 @@ public interface IMechanism
     /// guard where the host allows cgroup eBPF, and goes without it, said in one line, where the host
     /// refuses it (inside many containers).</summary>
     bool NeedsCgroupBpf => true;
+
+    /// <summary>Whether it can carry a route whose owner is a uid or gid (<see cref="RouteOwner"/>), matching
+    /// the packets of every socket of it, not only those of the route's cgroup. False: the planner refuses such a route.</summary>
+    bool MatchesOwners => false;
 
     /// <summary>Whether it can work here: cheap (files, kernel features), changes nothing. <c>auto</c> takes the first usable one.</summary>
     MechanismProbe Probe(HostView host);

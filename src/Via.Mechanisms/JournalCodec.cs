@@ -43,6 +43,7 @@ internal static class JournalCodec
             if (r.RequestedGateway is not null) w.WriteString("requestedGateway", r.RequestedGateway);
             if (r.RequestedSource is not null) w.WriteString("requestedSource", r.RequestedSource);
             if (r.RequestedTable is { } requestedTable) w.WriteNumber("requestedTable", requestedTable);
+            if (!r.Owner.IsCgroup) w.WriteString("owner", r.Owner.ToString());
             w.WriteString("state", r.Health);
             if (r.Waiting is not null) w.WriteString("waiting", r.Waiting);
             w.WriteNumber("repairs", r.Repairs);
@@ -100,6 +101,7 @@ internal static class JournalCodec
                 RequestedGateway = Str(o, "requestedGateway"),
                 RequestedSource = Str(o, "requestedSource"),
                 RequestedTable = o.TryGetProperty("requestedTable", out var rt) ? rt.GetUInt32() : null,
+                Owner = RouteOwner.Parse(Str(o, "owner")),
                 Health = Str(o, "state") ?? RouteHealth.Up,
                 Waiting = Str(o, "waiting"),
                 Repairs = o.TryGetProperty("repairs", out var repairs) ? repairs.GetInt32() : 0,

@@ -4,8 +4,9 @@ using Via.Mechanisms.Changes;
 namespace Via.Mechanisms.Nft;
 
 /// <summary>
-/// nftables marks the program's packets by their owner: the route's cgroup v2 (<c>socket cgroupv2</c>)
-/// in a table of via's own, which also routes them again, SNATs them to IFACE's address where the
+/// nftables marks the program's packets by their owner: the route's cgroup v2 (<c>socket cgroupv2</c>),
+/// or for a route whose <see cref="RouteOwner"/> is a uid or gid every socket of it (<c>meta skuid</c>,
+/// <c>meta skgid</c>; <see cref="NftRules.OwnerMatch"/>), in a table of via's own, which also routes them again, SNATs them to IFACE's address where the
 /// kernel picked another, and marks the replies for strict rp_filter (<see cref="NftRules.Body"/>).
 /// The mark comes after routing, so the source address is the default route's until SNAT
 /// (DESIGN.md point 1): <see cref="TagsAtCreation"/> is false.
@@ -17,6 +18,8 @@ public sealed class NftMechanism : IMechanism
     public string Summary => "nftables marks the route's cgroup's packets at output (socket cgroupv2), routes them again and SNATs them to IFACE's address";
 
     public bool TagsAtCreation => false;
+
+    public bool MatchesOwners => true;
 
     public MechanismProbe Probe(HostView host)
     {
@@ -35,7 +38,7 @@ public sealed class NftMechanism : IMechanism
         return parts.Length >= 2 && int.TryParse(parts[0], out int a) && int.TryParse(parts[1], out int b) && (a > major || (a == major && b >= minor));
     }
 
-    public IReadOnlyList<HostChange> Tag(TagRequest request) => Changes(request, NftRules.CgroupMatch(request));
+    public IReadOnlyList<HostChange> Tag(TagRequest request) => Changes(request, NftRules.OwnerMatch(request));
 
     /// <summary>The table, and where needed the per-interface setting replies need (shared with net_cls).</summary>
     internal static IReadOnlyList<HostChange> Changes(TagRequest request, string owner)

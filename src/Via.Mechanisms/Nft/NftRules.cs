@@ -45,6 +45,23 @@ public static class NftRules
         return s.ToString();
     }
 
+    /// <summary>
+    /// What the route's <c>out</c> chain matches the program's packets by (<see cref="TagRequest.Owner"/>):
+    /// the route's cgroup v2 (<see cref="CgroupMatch"/>), or the socket's owner: <c>meta skuid N</c>
+    /// or <c>meta skgid N</c>, the fsuid or fsgid of the credentials the socket's file was opened
+    /// with (its creator's effective ids then: a socket made as root before dropping privileges stays
+    /// root's). Both need a full socket of this network namespace with a file: packets the kernel
+    /// sends from a socket of its own (a RST, a TIME_WAIT ACK, ICMP errors, kernel sockets such as
+    /// NFS's or WireGuard's) are not matched; a connection's are given the route's mark from its
+    /// conntrack mark instead.
+    /// </summary>
+    public static string OwnerMatch(TagRequest request) => request.Owner.Kind switch
+    {
+        OwnerKind.Uid => "meta skuid " + request.Owner.Id.ToString(CultureInfo.InvariantCulture),
+        OwnerKind.Gid => "meta skgid " + request.Owner.Id.ToString(CultureInfo.InvariantCulture),
+        _ => CgroupMatch(request),
+    };
+
     /// <summary>The owner match of the route's cgroup v2 (<c>socket cgroupv2</c>, Linux 5.13): libnftables
     /// turns the path into the cgroup's id when the rule is made, resolving it below
     /// <c>/sys/fs/cgroup</c>, so a hybrid layout's <c>unified/via/tNNN</c> is named relative to it.
