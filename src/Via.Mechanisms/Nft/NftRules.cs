@@ -69,13 +69,7 @@ public static class NftRules
     public static string CgroupMatch(TagRequest request)
     {
         string full = request.Cgroup.TrimEnd('/');
-        string? mount = request.Host.Cgroup2Mounts.Append(RouteCgroups.PrivateMount)
-            .Select(x => x.TrimEnd('/'))
-            .Where(x => full.StartsWith(x + "/", StringComparison.Ordinal))
-            .OrderByDescending(x => x.Length)
-            .FirstOrDefault();
-        string below = mount is null ? RouteCgroups.Subtree + "/" + Path.GetFileName(full) : full[(mount.Length + 1)..];
-        int level = below.Split('/', StringSplitOptions.RemoveEmptyEntries).Length;
+        int level = RouteCgroups.BelowRoot(request.Host, full).Split('/', StringSplitOptions.RemoveEmptyEntries).Length;
         return $"socket cgroupv2 level {level} {Quote(Path.GetRelativePath(CgroupBase, full))}";
     }
 
