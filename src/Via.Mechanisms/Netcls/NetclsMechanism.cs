@@ -26,8 +26,8 @@ namespace Via.Mechanisms.Netcls;
 /// </summary>
 public sealed class NetclsMechanism : IMechanism
 {
-    /// <summary>Where via mounts the net_cls hierarchy when none is mounted.</summary>
-    public const string PrivateMount = "/run/via/net_cls";
+    /// <summary>Where via mounts the net_cls hierarchy when none is mounted: in its state directory (/run/via/net_cls), as its private cgroup2.</summary>
+    public static string PrivateMount => Path.Combine(Journal.StateDirectory, "net_cls");
 
     /// <summary>The high half of every classid via writes ("V" in the major number): via's tag on them.</summary>
     public const uint ClassidMajor = 0x5600;
