@@ -36,6 +36,9 @@ public sealed record ActiveRoute(
     /// <summary><c>--table</c>, when the user chose the table (part of the route's <see cref="Key"/>).</summary>
     public uint? RequestedTable { get; init; }
 
+    /// <summary>Whose packets the route carries (part of its <see cref="Key"/>): its cgroup, or a uid or gid.</summary>
+    public RouteOwner Owner { get; init; }
+
     /// <summary>Whether the route has its way out now (<see cref="RouteHealth"/>), as its watcher last saw it.</summary>
     public string Health { get; init; } = RouteHealth.Up;
 

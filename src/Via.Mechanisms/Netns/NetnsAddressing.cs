@@ -34,7 +34,7 @@ public sealed record NetnsAddressing(string RouteId, uint Table)
 
     public string HostName => HostPrefix + Table.ToString(CultureInfo.InvariantCulture);
 
-    public string TableName => "via_" + RouteId;
+    public string TableName => Changes.NftTable.Of(RouteId);
 
     public IPAddress Host4 => V4(1);
 

@@ -158,35 +158,6 @@ public sealed record InterfaceForwarding(string RouteId, string Device, string I
         Journal.ReadAll().Where(j => j.Route.Id != routeId).SelectMany(j => j.Route.Changes.OfType<InterfaceForwarding>()).Where(f => f.Device == device);
 }
 
-/// <summary>via's nftables table for one route (<c>table inet via_ROUTE</c>), made in one transaction and deleted whole.</summary>
-public sealed record NftTable(string Name, string Body) : HostChange
-{
-    public static readonly ChangeCodec Codec = new("nft-table", c => new NftTable(JsonFields.Need(c, "name"), JsonFields.Need(c, "body")));
-
-    public override string Kind => Codec.Kind;
-
-    public override string Command => $"nft '{Definition}'";
-
-    public override string UndoCommand => $"nft delete table inet {Name}";
-
-    private string Definition => $"table inet {Name} {{ {Body} }}";
-
-    public override void Write(Utf8JsonWriter w)
-    {
-        w.WriteString("name", Name);
-        w.WriteString("body", Body);
-    }
-
-    // 'add' then 'delete' first: a table of that name left by a crash is replaced, not merged into.
-    public override void Apply(Host host) => _ = Kernel.Nftables.Nftables.Run($"add table inet {Name}\ndelete table inet {Name}\n{Definition}\n", $"nft table {Name}");
-
-    public override bool Undo(Host host)
-    {
-        Kernel.Nftables.Nftables.Run($"add table inet {Name}\ndelete table inet {Name}\n", $"nft delete table inet {Name}");
-        return true;
-    }
-}
-
 /// <summary>
 /// A rule of the netns mechanism's in the host's policy routing: <c>ip rule add iif via-tN lookup T</c>
 /// (the namespace's forwarded packets take the route's table, with its kill switch) and

@@ -97,12 +97,12 @@ public sealed class NetnsMechanism : IMechanism
     public LaunchAdditions Launch(TagRequest request) =>
         new(new Dictionary<string, string>(), NetworkNamespace: new NetnsAddressing(request.RouteId, request.Table).NamespacePath);
 
-    public IReadOnlyList<ChangeCodec> ChangeKinds => [CreateNetworkNamespace.Codec, CreateVethPair.Codec, InterfaceForwarding.Codec, NftTable.Codec, ForwardRule.Codec];
+    public IReadOnlyList<ChangeCodec> ChangeKinds => [CreateNetworkNamespace.Codec, CreateVethPair.Codec, InterfaceForwarding.Codec, ForwardRule.Codec];
 
     /// <summary>
-    /// Namespaces under via's state directory, veths named via-t* and nft tables named via_t* that no
-    /// journal names (a wiped state directory): removed. A veth or table of a route of another state
-    /// directory is not ours to judge unless this is the default one.
+    /// Namespaces under via's state directory and veths named via-t* that no journal names (a wiped
+    /// state directory): removed. A veth of a route of another state directory is not ours to judge
+    /// unless this is the default one. (Its nft tables: <see cref="NftTable.Sweep"/>, as every via table.)
     /// </summary>
     public IEnumerable<Collector.Removal> Sweep(IReadOnlyList<ActiveRoute> known, bool dryRun)
     {
@@ -117,17 +117,6 @@ public sealed class NetnsMechanism : IMechanism
         using var host = new Host();
         foreach (var link in host.Rtnl.Links().Where(l => l.Name.StartsWith(NetnsAddressing.HostPrefix, StringComparison.Ordinal) && !veths.Contains(l.Name)))
             yield return Remove($"veth {link.Name}", dryRun, () => host.Rtnl.DeleteLink(link.Name));
-        var tables = changes.OfType<NftTable>().Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
-        string listed;
-        try { listed = Kernel.Nftables.Nftables.Run("list tables inet", "nft list tables"); }
-        catch (InvalidOperationException) { yield break; } // no libnftables: no table of via's can exist
-        foreach (var line in listed.Split('\n'))
-        {
-            // "table inet via_t22000"
-            string name = line.Trim().Split(' ').Last();
-            if (!line.TrimStart().StartsWith("table inet via_t", StringComparison.Ordinal) || tables.Contains(name)) continue;
-            yield return Remove($"nft table inet {name}", dryRun, () => new NftTable(name, "").Undo(host));
-        }
     }
 
     private static Collector.Removal Remove(string what, bool dryRun, Func<bool> remove)
