@@ -26,12 +26,18 @@ internal sealed class NetlinkMessageBuilder
 
     public NetlinkMessageBuilder Attr(ushort type, ReadOnlySpan<byte> payload)
     {
-        Span<byte> header = stackalloc byte[4];
-        BinaryPrimitives.WriteUInt16LittleEndian(header, (ushort)(4 + payload.Length));
-        BinaryPrimitives.WriteUInt16LittleEndian(header[2..], type);
-        Append(header);
+        Append(AttrHeader(type, payload.Length));
         Append(payload);
         return this;
+    }
+
+    /// <summary>struct nlattr { u16 nla_len; u16 nla_type; } of an attribute with <paramref name="payloadLength"/> bytes.</summary>
+    internal static byte[] AttrHeader(ushort type, int payloadLength)
+    {
+        var header = new byte[4];
+        BinaryPrimitives.WriteUInt16LittleEndian(header, (ushort)(4 + payloadLength));
+        BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(2), type);
+        return header;
     }
 
     public NetlinkMessageBuilder U32(ushort type, uint value)
@@ -79,10 +85,7 @@ internal sealed class NetlinkAttributes
 
     public void Attr(ushort type, ReadOnlySpan<byte> payload)
     {
-        Span<byte> header = stackalloc byte[4];
-        BinaryPrimitives.WriteUInt16LittleEndian(header, (ushort)(4 + payload.Length));
-        BinaryPrimitives.WriteUInt16LittleEndian(header[2..], type);
-        Append(header);
+        Append(NetlinkMessageBuilder.AttrHeader(type, payload.Length));
         Append(payload);
     }
 
