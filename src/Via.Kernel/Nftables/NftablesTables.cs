@@ -15,11 +15,14 @@ public static unsafe class NftablesTables
     private const ushort NFNL_SUBSYS_NFTABLES = 10, NFT_MSG_NEWTABLE = 0, NFT_MSG_GETTABLE = 1;
     private const ushort NLM_F_REQUEST = 0x1, NLM_F_DUMP = 0x300, NLMSG_ERROR = 2, NLMSG_DONE = 3;
 
-    /// <summary>True if there is at least one table (any family), false if none, null if it cannot be told (no nf_tables, no permission).</summary>
-    public static bool? Any()
+    /// <summary>
+    /// True if there is at least one table (any family) that <paramref name="ignore"/> (family, name)
+    /// does not pass over, false if none, null if it cannot be told (no nf_tables, no permission).
+    /// </summary>
+    public static bool? Any(Func<byte, string, bool>? ignore = null)
     {
         bool any = false;
-        return Dump(0, (_, _) => { any = true; return false; }) ? any : null;
+        return Dump(0, (family, name) => { any = ignore is null || !ignore(family, name); return !any; }) ? any : null;
     }
 
     /// <summary>The names of the tables of <paramref name="family"/> (NFPROTO_*), or null if they cannot be read (no nf_tables, no permission).</summary>

@@ -112,7 +112,7 @@ public sealed class NetnsMechanism : IMechanism
         var tables = changes.OfType<NftTable>().Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
         foreach (var name in Kernel.Nftables.NftablesTables.Names(Kernel.Nftables.NftBatch.Inet) ?? [])
         {
-            if (!name.StartsWith("via_t", StringComparison.Ordinal) || tables.Contains(name)) continue;
+            if (!name.StartsWith(NetnsAddressing.TablePrefix, StringComparison.Ordinal) || tables.Contains(name)) continue;
             yield return Remove($"nft table inet {name}", dryRun, () => NftTable.Delete(name));
         }
     }
