@@ -1,9 +1,11 @@
 using System.CommandLine;
+using Via.Cli.Commands.Completion;
 using Via.Cli.Commands.Demo;
 using Via.Cli.Commands.Doctor;
 using Via.Cli.Commands.Down;
 using Via.Cli.Commands.Gc;
 using Via.Cli.Commands.Ls;
+using Via.Cli.Commands.Man;
 using Via.Cli.Commands.Run;
 using Via.Cli.Commands.Top;
 using Via.Cli.Internal;
@@ -56,6 +58,8 @@ public static class Program
         ("gc", GcCommand.Create),
         ("doctor", DoctorCommand.Create),
         ("demo", DemoCommand.Create),
+        ("completion", CompletionCommand.Create),
+        ("man", ManCommand.Create),
     ];
 
     /// <summary>The command tree; with <paramref name="only"/>, just that command under the root.</summary>

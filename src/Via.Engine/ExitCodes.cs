@@ -12,6 +12,16 @@ public static class ExitCodes
     public const int NotFound = 127;
     /// <summary>The program died of signal N: 128 + N.</summary>
     public const int SignalBase = 128;
+
+    /// <summary>Each status and what it means, for the man page's EXIT STATUS (a test checks every code above is here).</summary>
+    public static readonly IReadOnlyList<(string Status, string Meaning)> Meanings =
+    [
+        ($"{Ok}", "Success. 'via run' exits with the program's own status, whatever it is."),
+        ($"{ViaFailed}", "via itself failed (bad input, no root, the host refused a change); nothing on the host was left changed. The error is one line on stderr."),
+        ($"{CannotExecute}", "'via run': the program was found but could not be executed."),
+        ($"{NotFound}", "'via run': the program was not found."),
+        ($"{SignalBase}+N", "'via run': the program died of signal N."),
+    ];
 }
 
 /// <summary>A failure of via's own, reported as one line on stderr with its exit status.</summary>

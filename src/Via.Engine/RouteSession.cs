@@ -95,14 +95,14 @@ public sealed class RouteSession
                 var joined = RouteRegistry.Join(shared, ProcessIdentity.Self);
                 PhaseTrace.Mark("journal");
                 output.Say($"joining route {joined.Id} (dev {joined.Device}, table {joined.Table})");
-                var tag = Planner.Tagging(joined.Id, joined.Mark, view, resolved.Link.Index, joined.Cgroup!);
+                var tag = Planner.Tagging(joined.Id, joined.Mark, view, resolved, joined.Cgroup!, joined.Owner);
                 return new RouteSession(joined, mechanism, tag, dns, output, fault);
             }
 
             var (plan, described) = NewPlan(request.Route, mechanism, view, resolved, settings, output.Note);
             PhaseTrace.Mark("plan");
             output.Say(described);
-            var tagging = Planner.Tagging(plan.RouteId, plan.Numbers.Mark, view, resolved.Link.Index, plan.Membership);
+            var tagging = Planner.Tagging(plan.RouteId, plan.Numbers.Mark, view, resolved, plan.Membership, request.Route.Owner);
             var active = new ActiveRoute(plan.RouteId, key, here, DateTimeOffset.UtcNow, request.Route.Device,
                 (resolved.Gateway4 ?? resolved.Gateway6)?.ToString(), plan.Numbers.Mark, plan.Numbers.Table,
                 mechanism.Name, plan.Membership, [ProcessIdentity.Self], false, [.. plan.Changes])
@@ -111,6 +111,7 @@ public sealed class RouteSession
                 RequestedGateway = request.Route.Gateway?.ToString(),
                 RequestedSource = request.Route.Source?.ToString(),
                 RequestedTable = request.Route.Table,
+                Owner = request.Route.Owner,
                 Launch = plan.Launch,
             };
             // Journal first: whatever happens next, 'via gc' knows what may exist.
@@ -182,7 +183,7 @@ public sealed class RouteSession
             full["LOGNAME"] = user.Name;
         }
         string cgroup = Mechanisms.Cgroup.CgroupPaths.Resolve(Route.Cgroup!);
-        var spec = new LaunchSpec(cgroup, user, full, resolverFiles?.Mounts ?? [], additions.SeccompListener, additions.NetworkNamespace);
+        var spec = new LaunchSpec(cgroup, user, full, resolverFiles?.Mounts ?? [], additions.SeccompListener, additions.NetworkNamespace, additions.JoinCgroups);
         var program = ProgramLauncher.Start(spec, path, command, _output.Note);
         PhaseTrace.Mark("spawn");
         // Exec'd (or failed): the files are needed no longer. Not so through the launcher stage,

@@ -77,6 +77,8 @@ public static class Collector
         // What each mechanism keeps outside the cgroup, routes and rules (a tagger process, say).
         foreach (var mechanism in Registry.All)
             removed.AddRange(mechanism.Sweep(known, dryRun));
+        // via's nftables tables (the nft, netcls and netns mechanisms make one per route).
+        removed.AddRange(NftTable.Sweep(known, dryRun));
 
         string here = Namespaces.CurrentNetwork();
         using var host = new Host();

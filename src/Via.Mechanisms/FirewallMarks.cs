@@ -12,8 +12,10 @@ public sealed record FirewallMark(uint Field, uint? Exact, string Where);
 /// <summary>Finds the socket marks in <c>nft -j list ruleset</c> output (libnftables' JSON schema, libnftables-json(5)).</summary>
 public static class FirewallMarks
 {
-    /// <summary>The nftables table an nft mechanism of via would own (DESIGN.md point 9): its marks are via's.</summary>
+    /// <summary>The nftables tables of via's own (DESIGN.md point 9): "via" and the nft mechanism's "via_tNNN". Their marks are via's.</summary>
     public const string OwnTable = "via";
+
+    private static bool IsOwn(string? table) => table == OwnTable || table?.StartsWith(OwnTable + "_", StringComparison.Ordinal) == true;
 
     /// <summary>
     /// Every rule's 'meta mark set' and 'meta mark' matches: 'meta mark set meta mark and A or B'
@@ -33,7 +35,7 @@ public static class FirewallMarks
             foreach (var item in items.EnumerateArray())
             {
                 if (!item.TryGetProperty("rule", out var rule) || !rule.TryGetProperty("expr", out var exprs) || exprs.ValueKind != JsonValueKind.Array) continue;
-                if (Str(rule, "table") == OwnTable) continue;
+                if (IsOwn(Str(rule, "table"))) continue;
                 string where = $"nftables table {Str(rule, "family")} {Str(rule, "table")} chain {Str(rule, "chain")}";
                 foreach (var e in exprs.EnumerateArray())
                 {

@@ -36,5 +36,8 @@ public sealed class Host : IDisposable
     /// <summary>A subscription to the kernel's announcements of changed links, addresses, routes and rules, in this host's namespace.</summary>
     public RtnlMonitor OpenMonitor() => _networkPath is null ? RtnlMonitor.Open() : Namespaces.InNetwork(_networkPath, RtnlMonitor.Open);
 
+    /// <summary>Runs <paramref name="action"/> in this host's network namespace (nftables, sysctls under /proc/sys/net).</summary>
+    public T InNetwork<T>(Func<T> action) => _networkPath is null ? action() : Namespaces.InNetwork(_networkPath, action);
+
     public void Dispose() => _rtnl?.Dispose();
 }

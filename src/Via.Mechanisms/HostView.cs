@@ -42,8 +42,9 @@ public sealed record HostView(
     /// This view with the marks of the nftables ruleset: read only where via chooses its mark mask
     /// (a new route, doctor), since listing the ruleset costs more than the rest of the view. Where
     /// the namespace has no nftables table at all (asked over nfnetlink, one dump), there is no
-    /// ruleset to list, and libnftables is not loaded. The netns mechanism's own tables (inet via_t*)
-    /// set no marks: with only those, a route made while a netns route is up does not load it either.
+    /// ruleset to list, and libnftables is not loaded. via's own tables (inet via_t*) are not others'
+    /// marks (the nft and netcls ones set marks within via's own mask; the netns ones none): with only
+    /// those, a route made while another via route is up does not load it either.
     /// </summary>
     public HostView WithFirewallMarks() => this with
     {
@@ -51,5 +52,5 @@ public sealed record HostView(
     };
 
     private static bool ViasOwn(byte family, string table) =>
-        family == Kernel.Nftables.NftBatch.Inet && table.StartsWith(Netns.NetnsAddressing.TablePrefix, StringComparison.Ordinal);
+        family == Kernel.Nftables.NftBatch.Inet && table.StartsWith(Changes.NftTable.Prefix + "t", StringComparison.Ordinal);
 }

@@ -14,7 +14,14 @@ namespace Via.Mechanisms;
 /// <param name="Table">The route's table (0 where a route is joined, not made): a mechanism whose packets
 /// are forwarded (netns) selects it with rules of its own.</param>
 /// <param name="Priority">The priority of the route's rules (0 likewise).</param>
-public sealed record TagRequest(string RouteId, uint Mark, HostView Host, int DeviceIndex, string Cgroup, uint Table = 0, uint Priority = 0);
+/// <param name="Device">IFACE's name.</param>
+/// <param name="Source4">The route's IPv4 source address (IFACE's), if it routes IPv4: what a mechanism that
+/// marks after routing must SNAT to (DESIGN.md point 1).</param>
+/// <param name="Source6">Likewise for IPv6.</param>
+/// <param name="Owner">Whose packets the route carries: its cgroup (the default), or a uid or gid, which
+/// only a mechanism that <see cref="IMechanism.MatchesOwners"/> is given.</param>
+public sealed record TagRequest(string RouteId, uint Mark, HostView Host, int DeviceIndex, string Cgroup, uint Table = 0, uint Priority = 0,
+    string Device = "", System.Net.IPAddress? Source4 = null, System.Net.IPAddress? Source6 = null, RouteOwner Owner = default);
 
 /// <summary>Whether a mechanism can work on this host, and what it found (one line, for <c>doctor</c> and <c>--verbose</c>).</summary>
 public sealed record MechanismProbe(bool Usable, string Detail);
@@ -28,8 +35,11 @@ public sealed record ProgramImage(string Path, bool Static, bool SetId);
 /// <param name="Environment">Variables set for the program (the preload mechanism's LD_PRELOAD).</param>
 /// <param name="SeccompListener">Install via's seccomp user-notification filter in the program before
 /// execve and hand its listener to <see cref="IMechanism.Started"/>.</param>
+/// <param name="JoinCgroups">cgroup v1 directories the program joins before execve, besides the route's
+/// cgroup v2 (the netcls mechanism's net_cls cgroup): in the clone3 child and in the launcher stage alike.</param>
 /// <param name="NetworkNamespace">A network namespace file the program enters before anything else (the netns mechanism's).</param>
-public sealed record LaunchAdditions(IReadOnlyDictionary<string, string> Environment, bool SeccompListener = false, string? NetworkNamespace = null)
+public sealed record LaunchAdditions(IReadOnlyDictionary<string, string> Environment, bool SeccompListener = false, string? NetworkNamespace = null,
+    IReadOnlyList<string>? JoinCgroups = null)
 {
     public static readonly LaunchAdditions None = new(new Dictionary<string, string>());
 }
@@ -61,6 +71,10 @@ public interface IMechanism
     /// guard where the host allows cgroup eBPF, and goes without it, said in one line, where the host
     /// refuses it (inside many containers).</summary>
     bool NeedsCgroupBpf => true;
+
+    /// <summary>Whether it can carry a route whose owner is a uid or gid (<see cref="RouteOwner"/>), matching
+    /// the packets of every socket of it, not only those of the route's cgroup. False: the planner refuses such a route.</summary>
+    bool MatchesOwners => false;
 
     /// <summary>Whether it can work here: cheap (files, kernel features), changes nothing. <c>auto</c> takes the first usable one.</summary>
     MechanismProbe Probe(HostView host);

@@ -36,6 +36,9 @@ public sealed record ActiveRoute(
     /// <summary><c>--table</c>, when the user chose the table (part of the route's <see cref="Key"/>).</summary>
     public uint? RequestedTable { get; init; }
 
+    /// <summary>Whose packets the route carries (part of its <see cref="Key"/>): its cgroup, or a uid or gid.</summary>
+    public RouteOwner Owner { get; init; }
+
     /// <summary>Whether the route has its way out now (<see cref="RouteHealth"/>), as its watcher last saw it.</summary>
     public string Health { get; init; } = RouteHealth.Up;
 
@@ -66,7 +69,9 @@ public static class Journal
     /// via's state directory; VIA_STATE_DIR overrides it (tests), usually with a cgroup subtree of
     /// its own (VIA_CGROUP_SUBTREE, <see cref="RouteCgroups.Subtree"/>).
     /// </summary>
-    public static string StateDirectory => Environment.GetEnvironmentVariable("VIA_STATE_DIR") is { Length: > 0 } d ? d : "/run/via";
+    public static string StateDirectory => Environment.GetEnvironmentVariable("VIA_STATE_DIR") is { Length: > 0 } d ? d : DefaultStateDirectory;
+
+    public const string DefaultStateDirectory = "/run/via";
 
     /// <summary>
     /// True when this state directory's journals account for every cgroup in via's subtree: the
@@ -75,7 +80,7 @@ public static class Journal
     /// the "via" subtree with /run/via and with other such directories, so cgroups it does not know
     /// may be theirs.
     /// </summary>
-    public static bool OwnsCgroupSubtree => StateDirectory == "/run/via" || RouteCgroups.OwnSubtree is not null;
+    public static bool OwnsCgroupSubtree => StateDirectory == DefaultStateDirectory || RouteCgroups.OwnSubtree is not null;
 
     public static string RoutesDirectory => Path.Combine(StateDirectory, "routes");
 

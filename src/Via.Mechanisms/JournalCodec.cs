@@ -43,6 +43,7 @@ internal static class JournalCodec
             if (r.RequestedGateway is not null) w.WriteString("requestedGateway", r.RequestedGateway);
             if (r.RequestedSource is not null) w.WriteString("requestedSource", r.RequestedSource);
             if (r.RequestedTable is { } requestedTable) w.WriteNumber("requestedTable", requestedTable);
+            if (!r.Owner.IsCgroup) w.WriteString("owner", r.Owner.ToString());
             w.WriteString("state", r.Health);
             if (r.Waiting is not null) w.WriteString("waiting", r.Waiting);
             w.WriteNumber("repairs", r.Repairs);
@@ -52,6 +53,12 @@ internal static class JournalCodec
             w.WriteEndObject();
             w.WriteBoolean("seccomp", r.Launch.SeccompListener);
             if (r.Launch.NetworkNamespace is not null) w.WriteString("networkNamespace", r.Launch.NetworkNamespace);
+            if (r.Launch.JoinCgroups is { Count: > 0 } join)
+            {
+                w.WriteStartArray("joinCgroups");
+                foreach (string dir in join) w.WriteStringValue(dir);
+                w.WriteEndArray();
+            }
             w.WriteEndObject();
             w.WriteStartArray("changes");
             foreach (var c in r.Changes) WriteChange(w, c);
@@ -94,6 +101,7 @@ internal static class JournalCodec
                 RequestedGateway = Str(o, "requestedGateway"),
                 RequestedSource = Str(o, "requestedSource"),
                 RequestedTable = o.TryGetProperty("requestedTable", out var rt) ? rt.GetUInt32() : null,
+                Owner = RouteOwner.Parse(Str(o, "owner")),
                 Health = Str(o, "state") ?? RouteHealth.Up,
                 Waiting = Str(o, "waiting"),
                 Repairs = o.TryGetProperty("repairs", out var repairs) ? repairs.GetInt32() : 0,
@@ -109,7 +117,8 @@ internal static class JournalCodec
     private static LaunchAdditions ReadLaunch(JsonElement o) => new(
         o.GetProperty("environment").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString() ?? ""),
         o.TryGetProperty("seccomp", out var seccomp) && seccomp.GetBoolean(),
-        Str(o, "networkNamespace"));
+        Str(o, "networkNamespace"),
+        o.TryGetProperty("joinCgroups", out var join) ? [.. join.EnumerateArray().Select(d => d.GetString() ?? "")] : null);
 
     private static HostChange ReadChange(JsonElement c) => ChangeKinds.Read(c);
 

@@ -11,6 +11,8 @@ public static class Registry
         new Seccomp.SeccompMechanism(),
         new Preload.PreloadMechanism(),
         new Netns.NetnsMechanism(),
+        new Nft.NftMechanism(),
+        new Netcls.NetclsMechanism(),
     ];
 
     /// <summary>The mechanism of that name, or null.</summary>
@@ -25,7 +27,7 @@ public static class ChangeKinds
 {
     /// <summary>The kinds the engine itself makes for every route.</summary>
     public static readonly IReadOnlyList<ChangeCodec> Core =
-        [AddRoute.Codec, AddRule.Codec, CreateCgroup.Codec, MountCgroup2.Codec, Guard.AttachEgressGuard.Codec];
+        [AddRoute.Codec, AddRule.Codec, CreateCgroup.Codec, MountCgroup2.Codec, Guard.AttachEgressGuard.Codec, NftTable.Codec];
 
     private static readonly Dictionary<string, ChangeCodec> ByKind = Core.Concat(Registry.All.SelectMany(m => m.ChangeKinds)).ToDictionary(c => c.Kind);
 

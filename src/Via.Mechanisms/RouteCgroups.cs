@@ -30,6 +30,22 @@ public static class RouteCgroups
     /// <summary>The route's cgroup.</summary>
     public static string PathOf(HostView host, string routeId) => Path.Combine(Root(host), Subtree, routeId);
 
+    /// <summary>
+    /// The route's cgroup as /proc/PID/cgroup names it (its path below the cgroup2 hierarchy's
+    /// root, e.g. /via/t22000): the directory with the cgroup2 mount it lies under taken off. The
+    /// mounts via may use: the host's (unified, hybrid) and its private one (inside ip netns exec).
+    /// </summary>
+    public static string BelowRoot(HostView host, string cgroup)
+    {
+        string full = cgroup.TrimEnd('/');
+        string? mount = host.Cgroup2Mounts.Append(PrivateMount)
+            .Select(m => m.TrimEnd('/'))
+            .Where(m => full.StartsWith(m + "/", StringComparison.Ordinal))
+            .OrderByDescending(m => m.Length)
+            .FirstOrDefault();
+        return mount is null ? "/" + Subtree + "/" + Path.GetFileName(full) : full[mount.Length..];
+    }
+
     /// <summary>What makes it: a cgroup2 mount if none is visible, then the cgroup.</summary>
     public static IEnumerable<HostChange> Create(HostView host, string cgroup)
     {

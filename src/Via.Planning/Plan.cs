@@ -33,8 +33,11 @@ public static class Planner
         // Every route has a cgroup of its own, whatever tags its sockets: its programs start in it
         // (membership, lifetime, counters), and the egress guard on it is the backstop for every
         // packet the mark and the table do not decide (DESIGN.md point 11).
+        if (!request.Owner.IsCgroup && !mechanism.MatchesOwners)
+            throw new PlanException($"method {mechanism.Name} routes only the programs via starts, not every socket of {request.Owner}; "
+                + $"use a method that matches packets by owner ({string.Join(", ", Registry.All.Where(m => m.MatchesOwners).Select(m => m.Name))})");
         string cgroup = RouteCgroups.PathOf(host, routeId);
-        var tag = Tagging(routeId, numbers.Mark, host, route.Link.Index, cgroup) with { Table = numbers.Table, Priority = numbers.Priority };
+        var tag = Tagging(routeId, numbers.Mark, host, route, cgroup, request.Owner) with { Table = numbers.Table, Priority = numbers.Priority };
         var changes = new List<HostChange>(RouteCgroups.Create(host, cgroup));
         changes.AddRange(mechanism.Tag(tag));
         // The guard passes IFACE, or the link a mechanism gives the program in a network namespace of
@@ -48,19 +51,22 @@ public static class Planner
     }
 
     /// <summary>What a mechanism is told of a route (also when a route is re-planned or joined).</summary>
-    public static TagRequest Tagging(string routeId, uint mark, HostView host, int deviceIndex, string cgroup) =>
-        new(routeId, mark, host, deviceIndex, cgroup);
+    public static TagRequest Tagging(string routeId, uint mark, HostView host, ResolvedRoute route, string cgroup, RouteOwner owner = default) =>
+        new(routeId, mark, host, route.Link.Index, cgroup, Device: route.Link.Name,
+            Source4: route.Routes4 ? route.Source4 : null, Source6: route.Routes6 ? route.Source6 : null, Owner: owner);
 
     /// <summary>
     /// What makes two invocations the same route, so they share its kernel objects: the network
-    /// namespace, the mechanism, the interface, next hops, source addresses, and a requested table.
+    /// namespace, the mechanism, the interface, next hops, source addresses, a requested table, and
+    /// an owner other than the route's cgroup (a uid or gid: another route than a program's).
     /// </summary>
     public static string Key(string networkNamespace, IMechanism mechanism, ResolvedRoute r, RouteRequest request) =>
         Key(networkNamespace, mechanism.Name, r, request);
 
     /// <summary>The same, for a route re-resolved by its watcher (which knows its mechanism by name).</summary>
     public static string Key(string networkNamespace, string mechanism, ResolvedRoute r, RouteRequest request) =>
-        string.Join('|', networkNamespace, mechanism, r.Link.Name, r.Gateway4, r.Source4, r.Gateway6, r.Source6, request.Table);
+        string.Join('|', networkNamespace, mechanism, r.Link.Name, r.Gateway4, r.Source4, r.Gateway6, r.Source6, request.Table)
+        + (request.Owner.IsCgroup ? "" : "|" + request.Owner);
 
     /// <summary>The route's name in via ls, via down and the journal: unique while it exists.</summary>
     public static string RouteId(RouteNumbers n) => $"t{n.Table}";

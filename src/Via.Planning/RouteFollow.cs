@@ -42,7 +42,8 @@ public static class RouteFollow
         var request = new RouteRequest(route.Device,
             route.RequestedGateway is { } g ? IPAddress.Parse(g) : null,
             route.RequestedSource is { } s ? IPAddress.Parse(s) : null,
-            route.RequestedTable);
+            route.RequestedTable,
+            route.Owner);
 
         // The gateway is found again where a DHCP client or network manager puts it, never in the
         // route's own table: a stale default there would name the gateway IFACE had before.

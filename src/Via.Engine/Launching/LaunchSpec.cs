@@ -17,13 +17,15 @@ namespace Via.Engine.Launching;
 /// <param name="Mounts">Bind mounts in a mount namespace of the program's own (its resolver files); none: via's.</param>
 /// <param name="SeccompListener">Install via's seccomp user-notification filter and return its listener.</param>
 /// <param name="NetworkNamespace">A network namespace file to enter first, before the mounts (the netns mechanism's); null: via's.</param>
+/// <param name="JoinCgroups">cgroup v1 directories the program joins first, as root (the netcls mechanism's net_cls cgroup).</param>
 public sealed record LaunchSpec(
     string Cgroup,
     Credentials? User,
     IReadOnlyDictionary<string, string> Environment,
     IReadOnlyList<BindMount> Mounts,
     bool SeccompListener = false,
-    string? NetworkNamespace = null);
+    string? NetworkNamespace = null,
+    IReadOnlyList<string>? JoinCgroups = null);
 
 /// <summary>A started program: its pid (to wait for and signal) and, if asked for, the seccomp listener.</summary>
 public sealed record StartedProgram(int Pid, SafeFileHandle? SeccompListener)

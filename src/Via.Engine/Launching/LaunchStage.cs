@@ -21,6 +21,7 @@ public static class LaunchStage
         args.Add(Verb);
         args.Add("--cgroup"); args.Add(spec.Cgroup);
         if (spec.NetworkNamespace is not null) { args.Add("--netns"); args.Add(spec.NetworkNamespace); }
+        foreach (var dir in spec.JoinCgroups ?? []) { args.Add("--join"); args.Add(dir); }
         // Read before main by the native part (via_spawn.c, via_launch_premain), which makes them.
         foreach (var m in spec.Mounts)
         {
@@ -44,6 +45,7 @@ public static class LaunchStage
         uint? uid = null, gid = null;
         uint[] groups = [];
         var mounts = new List<BindMount>();
+        var join = new List<string>();
         string? mountFrom = null;
         int i = 0;
         for (; i < args.Length && args[i] != "--"; i += 2)
@@ -54,6 +56,7 @@ public static class LaunchStage
             {
                 case "--cgroup": cgroup = value; break;
                 case "--netns": netns = value; break;
+                case "--join": join.Add(value); break;
                 case "--mount-from": mountFrom = value; break;
                 case "--mount-on" when mountFrom is not null: mounts.Add(new BindMount(mountFrom, value)); mountFrom = null; break;
                 case "--uid": uid = uint.Parse(value, CultureInfo.InvariantCulture); break;
@@ -77,6 +80,7 @@ public static class LaunchStage
         }
         try
         {
+            foreach (string dir in join) JoinV1(dir);
             if (cgroup is not null) Cgroup2.JoinSelf(cgroup);
             // This thread only; it is the one that execs, and the program keeps its namespace.
             if (netns is not null) Namespaces.EnterNetwork(netns);
@@ -91,6 +95,15 @@ public static class LaunchStage
         return errno == Errno.ENOENT
             ? Error($"{argv[0]}: command not found", ExitCodes.NotFound)
             : Error($"{argv[0]}: cannot execute: {new KernelException("execve", path, errno).Message}", ExitCodes.CannotExecute);
+    }
+
+    /// <summary>Moves this process into a cgroup v1 directory (e.g. net_cls): "0" in its cgroup.procs is the writer.</summary>
+    private static void JoinV1(string dir)
+    {
+        string procs = Path.Combine(dir, "cgroup.procs");
+        try { File.WriteAllText(procs, "0"); }
+        catch (IOException e) { throw new KernelException("write 0 to", procs, e.HResult & 0xffff, e.Message); }
+        catch (UnauthorizedAccessException) { throw new KernelException("write 0 to", procs, Errno.EACCES); }
     }
 
     private static int Error(string message, int code = ExitCodes.ViaFailed)

@@ -16,7 +16,7 @@ public static class ProgramLauncher
     {
         var environment = spec.Environment.Select(e => $"{e.Key}={e.Value}").ToList();
         bool useStage = Environment.GetEnvironmentVariable("VIA_LAUNCHER") == "stage";
-        if (!useStage && Spawn.TryStart(spec.Cgroup, path, command, environment, spec.User, spec.Mounts, spec.SeccompListener, networkNamespace: spec.NetworkNamespace) is { } started)
+        if (!useStage && Spawn.TryStart(spec.Cgroup, path, command, environment, spec.User, spec.Mounts, spec.SeccompListener, networkNamespace: spec.NetworkNamespace, join: spec.JoinCgroups) is { } started)
         {
             int? failed = started.FailedAt switch
             {
@@ -27,6 +27,7 @@ public static class ProgramLauncher
                 Spawn.Stage.Credentials => Fail(say, $"cannot run the program as {spec.User?.Describe()}: {new KernelException("setresuid", spec.User?.Name ?? "", started.Errno).Message}"),
                 Spawn.Stage.NetworkNamespace => Fail(say, $"could not enter the program's network namespace: {new KernelException("setns(CLONE_NEWNET)", spec.NetworkNamespace ?? "", started.Errno).Message}"),
                 Spawn.Stage.SeccompFilter => Fail(say, $"could not install the seccomp filter: {new KernelException("seccomp(SECCOMP_SET_MODE_FILTER)", "SECCOMP_FILTER_FLAG_NEW_LISTENER", started.Errno).Message}"),
+                Spawn.Stage.JoinCgroup => Fail(say, $"could not place the program: {new KernelException("write 0 to", Path.Combine(spec.JoinCgroups?.ElementAtOrDefault(started.FailedMount) ?? "?", "cgroup.procs"), started.Errno).Message}"),
                 _ => Fail(say, $"the program could not be started (stage {started.FailedAt})"),
             };
             if (failed is { } status) Spawn.Wait(started.Pid);

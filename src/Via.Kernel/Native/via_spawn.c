@@ -138,6 +138,8 @@ struct child_args {
     const unsigned *groups;
     int nmounts;
     char *const *mount_from, *const *mount_on;
+    int njoin;
+    char *const *join_procs; // cgroup v1 cgroup.procs files to write 0 to first (the netcls mechanism's)
     int seccomp_listener, inherit_fd;
     int netns_fd; // >= 0: the network namespace to enter first (the netns mechanism's)
     int report_fd; // the child's end of a SOCK_SEQPACKET pair (child_report)
@@ -155,8 +157,20 @@ static int child_main(void *p)
     sigset_t none;
     sigemptyset(&none);
     int report[3] = {0, 0, -1};
-    // The network namespace first (the netns mechanism's), so that nothing the program does ever
-    // runs in the host's; then the mounts, as root, before the credentials are dropped.
+    // cgroup v1 cgroups to join (the netcls mechanism's net_cls cgroup), as root; then the network
+    // namespace (the netns mechanism's), so that nothing the program does ever runs in the host's;
+    // then the mounts, as root, before the credentials are dropped.
+    for (int j = 0; j < c->njoin; j++) {
+        int fd = open(c->join_procs[j], O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, "0", 1) != 1) {
+            report[0] = 6;
+            report[1] = errno;
+            report[2] = j;
+            child_report(c->report_fd, report, -1);
+            return 127;
+        }
+        close(fd);
+    }
     if (c->netns_fd >= 0 && syscall(SYS_setns, c->netns_fd, CLONE_NEWNET) < 0) {
         report[0] = 5;
         report[1] = errno;
@@ -236,16 +250,21 @@ static long clone3_vm(struct clone_args *args, int (*fn)(void *), void *arg)
 
 // Returns the child's pid, or -errno if no child was made. If the child failed before the program
 // ran, *failed_stage says where (1: credentials, 2: execve, 3: private mounts, *failed_index
-// which one, 4: the seccomp filter, 5: entering the network namespace netns_fd) and *failed_errno why; the child has then exited with 127 and
+// which one, 4: the seccomp filter, 5: entering the network namespace netns_fd,
+// 6: joining the cgroup v1 cgroup whose cgroup.procs is join_procs[*failed_index]) and *failed_errno why; the child has then exited with 127 and
 // the caller reaps it.
 // seccomp_listener: install the seccomp mechanism's filter (seccomp_filter.h) last before the
 // credentials change, and return its listener in *listener_fd (close-on-exec; -1 if none). The
 // child keeps no copy, so the supervisor that gets it is the only one.
 // inherit_fd (>= 0): an fd of the caller's that the program inherits (its close-on-exec flag is
 // cleared in the child only): the listener, given to the supervisor.
+// join_procs: the cgroup.procs files of further cgroups (cgroup v1 hierarchies, e.g. the netcls
+// mechanism's net_cls cgroup) the child joins, as root, before anything else: "0" is the writer.
+// Stage 6 with the index names the one that failed.
 int via_spawn(int cgroup_fd, const char *path, char *const argv[], char *const envp[],
               int set_ids, unsigned uid, unsigned gid, int ngroups, const unsigned *groups,
               int nmounts, char *const mount_from[], char *const mount_on[],
+              int njoin, char *const join_procs[],
               int seccomp_listener, int inherit_fd, int netns_fd, int *listener_fd,
               int *failed_stage, int *failed_errno, int *failed_index)
 {
@@ -264,7 +283,7 @@ int via_spawn(int cgroup_fd, const char *path, char *const argv[], char *const e
     struct child_args child = {
         .path = path, .argv = argv, .envp = envp, .set_ids = set_ids, .uid = uid, .gid = gid,
         .ngroups = ngroups, .groups = groups, .nmounts = nmounts, .mount_from = mount_from,
-        .mount_on = mount_on, .seccomp_listener = seccomp_listener, .inherit_fd = inherit_fd, .netns_fd = netns_fd, .report_fd = sv[1],
+        .mount_on = mount_on, .njoin = njoin, .join_procs = join_procs, .seccomp_listener = seccomp_listener, .inherit_fd = inherit_fd, .netns_fd = netns_fd, .report_fd = sv[1],
     };
     struct clone_args args;
     memset(&args, 0, sizeof args);

@@ -35,6 +35,82 @@ internal static partial class LibNftables
     internal static partial nint nft_ctx_get_error_buffer(nint ctx);
 }
 
+/// <summary>Runs nftables commands in the current network namespace through libnftables (never by spawning nft).</summary>
+public static class Nftables
+{
+    /// <summary>Whether libnftables can be loaded here.</summary>
+    public static bool Available
+    {
+        get
+        {
+            try
+            {
+                nint ctx = LibNftables.nft_ctx_new(LibNftables.CtxDefault);
+                if (ctx != 0) LibNftables.nft_ctx_free(ctx);
+                return ctx != 0;
+            }
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+            {
+                return false;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Runs nftables commands (nft's own syntax, or a JSON document: libnftables takes either) as one
+    /// transaction: all of them or none. Returns the output; throws <see cref="KernelException"/>
+    /// with libnftables' error text, naming <paramref name="what"/>.
+    /// </summary>
+    public static string Run(string commands, string what)
+    {
+        nint ctx;
+        try
+        {
+            ctx = LibNftables.nft_ctx_new(LibNftables.CtxDefault);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            throw new KernelException("nftables", what, Errno.ENOENT, "libnftables.so.1 is not installed (Debian: apt install libnftables1)");
+        }
+        if (ctx == 0) throw new KernelException("nftables", what, Errno.ENOMEM);
+        try
+        {
+            if (LibNftables.nft_ctx_buffer_output(ctx) != 0 || LibNftables.nft_ctx_buffer_error(ctx) != 0)
+                throw new KernelException("nftables", what, Errno.ENOMEM);
+            if (LibNftables.nft_run_cmd_from_buffer(ctx, commands) != 0)
+            {
+                string error = Marshal.PtrToStringUTF8(LibNftables.nft_ctx_get_error_buffer(ctx)) ?? "";
+                // libnftables says "Error: ..." with the offending line; the first line carries it.
+                string first = error.Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? "failed";
+                int errno = error.Contains("Operation not permitted", StringComparison.Ordinal) ? Errno.EPERM
+                    : error.Contains("No such file or directory", StringComparison.Ordinal) ? Errno.ENOENT : Errno.EINVAL;
+                throw new KernelException("nftables", what, errno, first.Trim());
+            }
+            return Marshal.PtrToStringUTF8(LibNftables.nft_ctx_get_output_buffer(ctx)) ?? "";
+        }
+        finally
+        {
+            LibNftables.nft_ctx_free(ctx);
+        }
+    }
+
+    /// <summary>The names of the tables of one family ("inet"), or an empty list when they cannot be read.</summary>
+    public static List<string> Tables(string family)
+    {
+        var names = new List<string>();
+        string text;
+        try { text = Run($"list tables {family}", "tables"); }
+        catch (KernelException) { return names; }
+        foreach (string line in text.Split('\n'))
+        {
+            // "table inet via_t23800"
+            string[] words = line.Trim().Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (words.Length == 3 && words[0] == "table" && words[1] == family) names.Add(words[2]);
+        }
+        return names;
+    }
+}
+
 /// <summary>The nftables ruleset of the current network namespace, read through libnftables.</summary>
 public static class NftablesRuleset
 {
@@ -63,45 +139,6 @@ public static class NftablesRuleset
             if (LibNftables.nft_run_cmd_from_buffer(ctx, "list ruleset") != 0) return null;
             nint text = LibNftables.nft_ctx_get_output_buffer(ctx);
             return text == 0 ? null : Marshal.PtrToStringUTF8(text);
-        }
-        finally
-        {
-            LibNftables.nft_ctx_free(ctx);
-        }
-    }
-}
-
-/// <summary>Runs nftables commands in the current network namespace through libnftables (never by spawning nft).</summary>
-public static class Nftables
-{
-    /// <summary>
-    /// Runs <paramref name="commands"/> (nft's own language, or its JSON form: libnftables takes both)
-    /// as one transaction: all or nothing; returns what it printed. Throws with nft's error text when it fails or libnftables is missing.
-    /// </summary>
-    public static string Run(string commands, string what)
-    {
-        nint ctx;
-        try
-        {
-            ctx = LibNftables.nft_ctx_new(LibNftables.CtxDefault);
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-            throw new InvalidOperationException($"{what}: libnftables.so.1 is not installed (Debian: apt install libnftables1)");
-        }
-        if (ctx == 0) throw new InvalidOperationException($"{what}: libnftables could not make a context");
-        try
-        {
-            if (LibNftables.nft_ctx_buffer_output(ctx) != 0 || LibNftables.nft_ctx_buffer_error(ctx) != 0)
-                throw new InvalidOperationException($"{what}: libnftables cannot buffer its output");
-            if (LibNftables.nft_run_cmd_from_buffer(ctx, commands) != 0)
-            {
-                nint error = LibNftables.nft_ctx_get_error_buffer(ctx);
-                string text = error == 0 ? "" : (Marshal.PtrToStringUTF8(error) ?? "").Trim();
-                throw new InvalidOperationException($"{what}: {(text.Length > 0 ? text.Split('\n')[0] : "refused")}");
-            }
-            nint output = LibNftables.nft_ctx_get_output_buffer(ctx);
-            return output == 0 ? "" : Marshal.PtrToStringUTF8(output) ?? "";
         }
         finally
         {

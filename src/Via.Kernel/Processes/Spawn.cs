@@ -14,7 +14,7 @@ public readonly record struct BindMount(string Source, string Target);
 public static unsafe partial class Spawn
 {
     /// <summary>Where the child failed before the program ran.</summary>
-    public enum Stage { None = 0, Credentials = 1, Exec = 2, Mounts = 3, SeccompFilter = 4, NetworkNamespace = 5 }
+    public enum Stage { None = 0, Credentials = 1, Exec = 2, Mounts = 3, SeccompFilter = 4, NetworkNamespace = 5, JoinCgroup = 6 }
 
     /// <param name="Pid">The child's pid (to wait for, even when it failed).</param>
     /// <param name="FailedMount">With <see cref="Stage.Mounts"/>: the bind mount that failed, or -1 for the mount namespace itself.</param>
@@ -25,7 +25,7 @@ public static unsafe partial class Spawn
     [LibraryImport("via_native", EntryPoint = "via_spawn")]
     private static partial int via_spawn(int cgroupFd, byte* path, byte** argv, byte** envp,
         int setIds, uint uid, uint gid, int ngroups, uint* groups,
-        int nmounts, byte** mountFrom, byte** mountOn, int seccompListener, int inheritFd, int netnsFd, int* listenerFd,
+        int nmounts, byte** mountFrom, byte** mountOn, int njoin, byte** joinProcs, int seccompListener, int inheritFd, int netnsFd, int* listenerFd,
         int* failedStage, int* failedErrno, int* failedIndex);
 
     [LibraryImport("via_native", EntryPoint = "via_launch_mounts")]
@@ -70,10 +70,12 @@ public static unsafe partial class Spawn
     /// <param name="networkNamespace">A network namespace file (the netns mechanism's) the child enters first.</param>
     /// <param name="inherit">A descriptor the program inherits (at the same number), e.g. the listener given to the supervisor.</param>
     public static Started? TryStart(string? cgroup, string path, IReadOnlyList<string> argv, IReadOnlyList<string> environment, Credentials? who,
-        IReadOnlyList<BindMount>? mounts = null, bool seccompListener = false, SafeHandle? inherit = null, string? networkNamespace = null)
+        IReadOnlyList<BindMount>? mounts = null, bool seccompListener = false, SafeHandle? inherit = null, string? networkNamespace = null, IReadOnlyList<string>? join = null)
     {
         mounts ??= [];
         using var netns = networkNamespace is null ? null : SafeFd.Open(networkNamespace, Libc.O_RDONLY | Libc.O_CLOEXEC);
+        join ??= [];
+        using var procs = new NativeStrings(join.Select(d => Path.Combine(d, "cgroup.procs")).ToList());
         using var dir = cgroup is null ? null : Cgroups.Cgroup2.OpenDirectory(cgroup);
         using var args = new NativeStrings(argv);
         using var env = new NativeStrings(environment);
@@ -90,7 +92,7 @@ public static unsafe partial class Spawn
             fixed (uint* g = groups)
                 pid = via_spawn(dir?.Value ?? -1, file.Pointer[0], args.Pointer, env.Pointer, who is null ? 0 : 1,
                     who?.Uid ?? 0, who?.Gid ?? 0, groups.Length, g, mounts.Count, from.Pointer, on.Pointer,
-                    seccompListener ? 1 : 0, inheritFd, netns?.Value ?? -1, &listener, &stage, &errno, &index);
+                    join.Count, procs.Pointer, seccompListener ? 1 : 0, inheritFd, netns?.Value ?? -1, &listener, &stage, &errno, &index);
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {

@@ -20,6 +20,11 @@ public sealed class CgroupBpfMechanism : IMechanism
     {
         if (host.Cgroup2Mounts.Count == 0 && !Cgroup2Known())
             return new MechanismProbe(false, "this kernel has no cgroup2 filesystem");
+        // Inside a container bpf() is often refused (a seccomp profile, or root of a user namespace
+        // only); there a test load decides, so that auto passes on to a method that works. Elsewhere
+        // it is not asked: the launch would pay a program load for nothing.
+        if (Guard.EgressGuardSupport.MayBeConfined() && Guard.EgressGuardSupport.Refused() is { } refused)
+            return new MechanismProbe(false, $"this host refuses cgroup eBPF programs ({refused})");
         return new MechanismProbe(true, host.Cgroup2Mounts.Count > 0
             ? $"cgroup2 at {RouteCgroups.Root(host)}; eBPF sock_create and setsockopt hooks on the route's cgroup"
             : $"cgroup2 not mounted here; via mounts it at {RouteCgroups.PrivateMount}");

@@ -18,6 +18,23 @@ public static class EgressGuardSupport
     /// <summary>Null when a cgroup_skb program loads here; else why not. Not root: unknown, taken as allowed (a dry run).</summary>
     public static string? Refused() => Refusal.Value;
 
+    /// <summary>
+    /// Whether via runs where bpf() may be refused although it is root: under a seccomp filter (a
+    /// container profile) or in a user namespace other than the host's (an unprivileged container).
+    /// Cheap: two small files of /proc, no system call that loads anything.
+    /// </summary>
+    public static bool MayBeConfined()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/status"))
+                if (line.StartsWith("Seccomp:", StringComparison.Ordinal) && line.AsSpan(8).Trim() is not "0") return true;
+            string map = File.ReadAllText("/proc/self/uid_map");
+            return string.Join(' ', map.Split((char[])[' ', '\t', '\n'], StringSplitOptions.RemoveEmptyEntries)) != "0 0 4294967295";
+        }
+        catch (IOException) { return true; }
+    }
+
     private static string? Ask()
     {
         if (!Exec.IsRoot) return null;

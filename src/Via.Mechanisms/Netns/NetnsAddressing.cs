@@ -34,10 +34,7 @@ public sealed record NetnsAddressing(string RouteId, uint Table)
 
     public string HostName => HostPrefix + Table.ToString(CultureInfo.InvariantCulture);
 
-    /// <summary>The prefix of every nft table the netns mechanism makes (inet via_tNNNNN).</summary>
-    public const string TablePrefix = "via_t";
-
-    public string TableName => "via_" + RouteId;
+    public string TableName => Changes.NftTable.Of(RouteId);
 
     public IPAddress Host4 => V4(1);
 

@@ -175,18 +175,18 @@ public sealed record InterfaceForwarding(string RouteId, string Device, string I
 }
 
 /// <summary>
-/// via's nftables table for one route (<c>table inet via_ROUTE</c>), made in one transaction and
-/// deleted whole, over nfnetlink itself (<see cref="NftBatch"/>: libnftables cost a route 25-45 ms,
+/// The netns mechanism's nftables table for one route (<c>table inet via_ROUTE</c>, swept by gc as every via
+/// table: <see cref="Changes.NftTable.Sweep"/>), made in one transaction and deleted whole, over nfnetlink itself (<see cref="NftBatch"/>: libnftables cost a route 25-45 ms,
 /// the kernel 1-9 ms). The forward chain: from the veth (<paramref name="HostName"/>), only out of
 /// IFACE (<paramref name="Device"/>); where IFACE did not forward before (<paramref name="Guard4"/>,
 /// <paramref name="Guard6"/>), only the replies of the namespace's connections come in from IFACE and
 /// go on to a veth of via's. The postrouting chain: the namespace's addresses masqueraded to IFACE's.
 /// </summary>
 /// <param name="Peer6">The namespace's IPv6 address; null when IPv6 is not forwarded for the route.</param>
-public sealed record NftTable(string Name, string HostName, string Device, IPAddress Peer4, IPAddress? Peer6, bool Guard4, bool Guard6) : HostChange
+public sealed record NetnsTable(string Name, string HostName, string Device, IPAddress Peer4, IPAddress? Peer6, bool Guard4, bool Guard6) : HostChange
 {
-    public static readonly ChangeCodec Codec = new("nft-table", c => new NftTable(JsonFields.Need(c, "name"), JsonFields.Need(c, "host"), JsonFields.Need(c, "device"),
-        JsonFields.Ip(c, "peer4") ?? throw new InvalidDataException("nft-table without peer4"), JsonFields.Ip(c, "peer6"),
+    public static readonly ChangeCodec Codec = new("netns-nft-table", c => new NetnsTable(JsonFields.Need(c, "name"), JsonFields.Need(c, "host"), JsonFields.Need(c, "device"),
+        JsonFields.Ip(c, "peer4") ?? throw new InvalidDataException("netns-nft-table without peer4"), JsonFields.Ip(c, "peer6"),
         c.GetProperty("guard4").GetBoolean(), c.GetProperty("guard6").GetBoolean()));
 
     private const string Filter = "forward", Nat = "postrouting";

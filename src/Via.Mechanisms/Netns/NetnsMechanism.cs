@@ -62,9 +62,9 @@ public sealed class NetnsMechanism : IMechanism
         string? v6Before = !ipv6 ? null : earlier?.Ipv6Before ?? Sysctl.Read($"net/ipv6/conf/{device}/force_forwarding") ?? "0";
         bool v6Global = Sysctl.Read("net/ipv6/conf/all/forwarding") == "1";
 
-        // The forward chain (NftTable): from the veth, only out of IFACE. Where IFACE did not forward
+        // The forward chain (NetnsTable): from the veth, only out of IFACE. Where IFACE did not forward
         // before, only the replies of the namespace's connections come in from IFACE and go on to a veth of via's.
-        var firewall = new NftTable(a.TableName, a.HostName, device, a.Peer4, ipv6 ? a.Peer6 : null, Guard4: v4Before == "0", Guard6: ipv6 && v6Before == "0" && !v6Global);
+        var firewall = new NetnsTable(a.TableName, a.HostName, device, a.Peer4, ipv6 ? a.Peer6 : null, Guard4: v4Before == "0", Guard6: ipv6 && v6Before == "0" && !v6Global);
 
         const byte proto = 86; // Planner.Protocol (Planning sits above Mechanisms)
         var rules = new List<HostChange>
@@ -89,12 +89,12 @@ public sealed class NetnsMechanism : IMechanism
     public LaunchAdditions Launch(TagRequest request) =>
         new(new Dictionary<string, string>(), NetworkNamespace: new NetnsAddressing(request.RouteId, request.Table).NamespacePath);
 
-    public IReadOnlyList<ChangeCodec> ChangeKinds => [CreateNetworkNamespace.Codec, CreateVethPair.Codec, InterfaceForwarding.Codec, NftTable.Codec, ForwardRule.Codec];
+    public IReadOnlyList<ChangeCodec> ChangeKinds => [CreateNetworkNamespace.Codec, CreateVethPair.Codec, InterfaceForwarding.Codec, NetnsTable.Codec, ForwardRule.Codec];
 
     /// <summary>
-    /// Namespaces under via's state directory, veths named via-t* and nft tables named via_t* that no
-    /// journal names (a wiped state directory): removed. A veth or table of a route of another state
-    /// directory is not ours to judge unless this is the default one.
+    /// Namespaces under via's state directory and veths named via-t* that no journal names (a wiped
+    /// state directory): removed. A veth of a route of another state directory is not ours to judge
+    /// unless this is the default one. (Its nft tables: <see cref="Changes.NftTable.Sweep"/>, as every via table.)
     /// </summary>
     public IEnumerable<Collector.Removal> Sweep(IReadOnlyList<ActiveRoute> known, bool dryRun)
     {
@@ -109,12 +109,6 @@ public sealed class NetnsMechanism : IMechanism
         using var host = new Host();
         foreach (var link in host.Rtnl.Links().Where(l => l.Name.StartsWith(NetnsAddressing.HostPrefix, StringComparison.Ordinal) && !veths.Contains(l.Name)))
             yield return Remove($"veth {link.Name}", dryRun, () => host.Rtnl.DeleteLink(link.Name));
-        var tables = changes.OfType<NftTable>().Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
-        foreach (var name in Kernel.Nftables.NftablesTables.Names(Kernel.Nftables.NftBatch.Inet) ?? [])
-        {
-            if (!name.StartsWith(NetnsAddressing.TablePrefix, StringComparison.Ordinal) || tables.Contains(name)) continue;
-            yield return Remove($"nft table inet {name}", dryRun, () => NftTable.Delete(name));
-        }
     }
 
     private static Collector.Removal Remove(string what, bool dryRun, Func<bool> remove)

@@ -69,7 +69,7 @@ public sealed class PreloadMechanism : IMechanism
         : null;
 
     public IReadOnlyList<HostChange> Tag(TagRequest request) =>
-        [new StartTagger(request.RouteId, StartTagger.AddressOf(request.RouteId), CgroupBelowRoot(request), request.Cgroup, request.Mark)];
+        [new StartTagger(request.RouteId, StartTagger.AddressOf(request.RouteId), RouteCgroups.BelowRoot(request.Host, request.Cgroup), request.Cgroup, request.Mark)];
 
     public LaunchAdditions Launch(TagRequest request)
     {
@@ -105,21 +105,5 @@ public sealed class PreloadMechanism : IMechanism
             bool stopped = dryRun || StartTagger.Stop(pid);
             yield return new Collector.Removal($"tagger {address} (pid {pid})", "no journal", stopped ? [] : [$"pid {pid} did not exit"]);
         }
-    }
-
-    /// <summary>
-    /// The route's cgroup as /proc/PID/cgroup names it (its path below the cgroup2 hierarchy's
-    /// root, e.g. /via/t22000): the directory with the cgroup2 mount it lies under taken off. The
-    /// mounts via may use: the host's (unified, hybrid) and its private one (inside ip netns exec).
-    /// </summary>
-    private static string CgroupBelowRoot(TagRequest request)
-    {
-        string full = request.Cgroup.TrimEnd('/');
-        string? mount = request.Host.Cgroup2Mounts.Append(RouteCgroups.PrivateMount)
-            .Select(m => m.TrimEnd('/'))
-            .Where(m => full.StartsWith(m + "/", StringComparison.Ordinal))
-            .OrderByDescending(m => m.Length)
-            .FirstOrDefault();
-        return mount is null ? "/" + RouteCgroups.Subtree + "/" + Path.GetFileName(full) : full[mount.Length..];
     }
 }

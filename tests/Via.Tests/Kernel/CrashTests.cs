@@ -16,9 +16,9 @@ public sealed class CrashTests(TopologyFixture<CrashTests> fixture, ITestOutputH
     /// (a batch of routes and rules is one system call, so one point, however many changes it
     /// holds), after the program exits, and after each change undone.
     /// </summary>
-    private List<string> Stages()
+    private static List<string> Stages(Topology T, string[] method)
     {
-        int steps = PlanLength();
+        int steps = PlanLength(T, method);
         Assert.True(steps >= 12, $"plan has {steps} steps");
         var stages = new List<string> { "journal" };
         for (int i = 1; i <= steps; i++) stages.Add($"apply:{i}");
@@ -28,13 +28,20 @@ public sealed class CrashTests(TopologyFixture<CrashTests> fixture, ITestOutputH
     }
 
     [RootFact]
-    public void Killed_at_any_point_it_leaks_nothing_and_gc_restores_the_host()
+    public void Killed_at_any_point_it_leaks_nothing_and_gc_restores_the_host() => KilledAtAnyPoint(T, output, []);
+
+    /// <summary>The kill-point test for a method (<paramref name="method"/>: <c>--method NAME</c>, or none for the default),
+    /// as the class that owns <paramref name="T"/> (its state directory, cgroup subtree and tables).
+    /// <paramref name="leftovers"/>, where given, names what else of the method's could be left (it is
+    /// the same before and after each stage).</summary>
+    public static void KilledAtAnyPoint(Topology T, ITestOutputHelper output, string[] method, Func<string>? leftovers = null)
     {
-        foreach (var stage in Stages())
+        foreach (var stage in Stages(T, method))
         {
             var before = HostSnapshot.Take(T);
+            string objects = leftovers?.Invoke() ?? "";
             int isp1 = T.ServerLog(1).Count;
-            var r = Via.RunWith(T, [$"VIA_FAULT={stage}"], ["run", "--dev", "up2", "--", .. Clients.DotNet("tcp", Topology.Server4)]);
+            var r = Via.RunWith(T, [$"VIA_FAULT={stage}"], ["run", .. method, "--dev", "up2", "--", .. Clients.DotNet("tcp", Topology.Server4)]);
             output.WriteLine($"{stage}: exit {r.Code}, out {r.Out.Trim()}, err {r.Err.Trim()}");
             Assert.True(r.Code == 128 + 9, $"{stage}: via should have died of SIGKILL there, exited {r.Code}");
             bool launched = stage is "exit" || stage.StartsWith("undo", StringComparison.Ordinal);
@@ -46,12 +53,13 @@ public sealed class CrashTests(TopologyFixture<CrashTests> fixture, ITestOutputH
             output.WriteLine("  gc: " + (gc.Out + gc.Err).Trim().Replace('\n', ';'));
             Assert.True(gc.Code == 0, $"{stage}: via gc exited {gc.Code}: {gc.Err}");
             HostSnapshot.AssertUnchanged(before, T);
+            Assert.Equal(objects, leftovers?.Invoke() ?? "");
         }
     }
 
-    private int PlanLength()
+    private static int PlanLength(Topology T, string[] method)
     {
-        var json = Via.Run(T, "run", "--dev", "up2", "--dry-run", "--json", "--", "true");
+        var json = Via.Run(T, ["run", .. method, "--dev", "up2", "--dry-run", "--json", "--", "true"]);
         using var doc = System.Text.Json.JsonDocument.Parse(json.Out);
         return doc.RootElement.GetProperty("steps").GetArrayLength();
     }

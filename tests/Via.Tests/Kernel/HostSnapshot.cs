@@ -7,13 +7,14 @@ namespace Via.Tests.Kernel;
 /// What via could leave behind, read with independent tools: rules and routes (all tables, both
 /// families) of the test's host namespace and of the root namespace, and what belongs to the class
 /// that owns the topology (<see cref="ClassState"/>): the cgroups in its subtree, the eBPF programs
-/// attached to them, its journals. Two snapshots are equal when the host is exactly as it was.
+/// attached to them, its journals; and the nftables tables and src_valid_mark settings of the host
+/// namespace. Two snapshots are equal when the host is exactly as it was.
 /// Programs are those attached in the class's subtree, not every via_* program of the host: other
 /// classes, and other worktrees' tests, load and free theirs at the same time. A program of the
 /// class left attached keeps its cgroup (and shows here); one held by a live process only is not
 /// seen, but the tests see their via processes exit.
 /// </summary>
-public sealed record HostSnapshot(string NamespaceRules, string NamespaceRoutes, string RootRules, string Cgroups, string Programs, string Journals)
+public sealed record HostSnapshot(string NamespaceRules, string NamespaceRoutes, string RootRules, string Cgroups, string Programs, string Journals, string Nftables = "")
 {
     public static HostSnapshot Take(Topology t)
     {
@@ -24,7 +25,8 @@ public sealed record HostSnapshot(string NamespaceRules, string NamespaceRoutes,
             Text("ip", "rule") + Text("ip", "-6", "rule"),
             ViaCgroups(state),
             ViaPrograms(state),
-            string.Join('\n', state.Journals()));
+            string.Join('\n', state.Journals()),
+            Text("ip", "netns", "exec", t.Host, "sh", "-c", "nft list tables; sysctl -a 2>/dev/null | grep src_valid_mark"));
     }
 
     /// <summary>
@@ -45,6 +47,7 @@ public sealed record HostSnapshot(string NamespaceRules, string NamespaceRoutes,
         Assert.Equal(before.Cgroups, now.Cgroups);
         Assert.Equal(before.Programs, now.Programs);
         Assert.Equal(before.Journals, now.Journals);
+        Assert.Equal(before.Nftables, now.Nftables);
     }
 
     /// <summary>This snapshot with, of the namespace's routes, only via's (proto 86).</summary>

@@ -433,6 +433,12 @@ public sealed class SeccompTests(TopologyFixture<SeccompTests> fixture, ITestOut
             Assert.Contains("no egress guard for this route", r.Err);
             var cgroup = T.InHost([.. Env, noBpf, ViaBinary.Path, "run", "--method", "cgroup", "--dev", "up2", "--", "true"], Kernel.Via.Timeout);
             Assert.Equal(125, cgroup.Code);
+            // --method auto passes over the cgroup method there, to one that works.
+            var auto = T.InHost([.. Env, noBpf, ViaBinary.Path, "run", "--verbose", "--dev", "up2", "--", .. Clients.PythonClient("tcp", Topology.Server4)], Kernel.Via.Timeout);
+            output.WriteLine($"auto: exit {auto.Code}\n{auto.Out}{auto.Err}");
+            Assert.Equal(0, auto.Code);
+            Assert.Equal("isp2 10.2.0.2", auto.Out.Trim());
+            Assert.Contains("not cgroup: this host refuses cgroup eBPF programs", auto.Err);
             Kernel.Via.WaitUntil(() => Routes().Count == 0, "the routes to go");
             Assert.Equal(before, Snapshot());
         }

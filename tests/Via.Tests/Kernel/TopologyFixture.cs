@@ -21,7 +21,9 @@ public class ClassState : IDisposable
     /// FailClosedTests and DownAndGcTests, 23999, 30000, 31000). Classes whose routes share nothing
     /// could share numbers (each has its own network namespace and cgroup subtree); distinct ranges
     /// keep a left-over route's owner obvious. The MechanismContract rows choose theirs with their
-    /// FirstTable (CgroupContract: 23500-23549), so 23000-23999 is left to them.
+    /// FirstTable, 50 each: SeccompContract 23350, PreloadContract 23450, CgroupContract 23500,
+    /// NetnsContract 23750, NftContract 23800, NetclsContract 23850. Of 23000-23999 the mechanisms'
+    /// own classes (below) and the rows take: 23300-23549 and 23600-23899 (23550-23599 is free).
     /// </summary>
     private static readonly Dictionary<string, string> Tables = new()
     {
@@ -46,6 +48,8 @@ public class ClassState : IDisposable
         ["SeccompTests"] = "23300-23349",
         ["PreloadTests"] = "23400-23449",
         ["NetnsTests"] = "23700-23749",
+        ["NftTests"] = "23600-23649",
+        ["NetclsTests"] = "23650-23699",
     };
 
     private int _disposed;

@@ -86,9 +86,9 @@ public sealed class JournalCodecTests
     [Fact]
     public void The_request_state_and_repairs_survive_a_round_trip()
     {
-        var route = Sample() with { RequestedGateway = "10.2.0.1", RequestedSource = "10.2.0.2", RequestedTable = 22000, Health = RouteHealth.Waiting, Waiting = "interface 'eth1' is down", Repairs = 3 };
+        var route = Sample() with { RequestedGateway = "10.2.0.1", RequestedSource = "10.2.0.2", RequestedTable = 22000, Owner = RouteOwner.ByGid(100), Health = RouteHealth.Waiting, Waiting = "interface 'eth1' is down", Repairs = 3 };
         var back = JournalCodec.Decode(JournalCodec.Encode(route), "test");
-        Assert.Equal(("10.2.0.1", "10.2.0.2", (uint?)22000), (back.RequestedGateway, back.RequestedSource, back.RequestedTable));
+        Assert.Equal(("10.2.0.1", "10.2.0.2", (uint?)22000, RouteOwner.ByGid(100)), (back.RequestedGateway, back.RequestedSource, back.RequestedTable, back.Owner));
         Assert.Equal((RouteHealth.Waiting, "interface 'eth1' is down", 3), (back.Health, back.Waiting, back.Repairs));
     }
 
@@ -104,7 +104,7 @@ public sealed class JournalCodecTests
             w.WriteEndObject();
         }
         var back = JournalCodec.Decode(old.ToArray(), "old");
-        Assert.Equal((RouteHealth.Up, (string?)null, 0, (string?)null), (back.Health, back.Waiting, back.Repairs, back.RequestedGateway));
+        Assert.Equal((RouteHealth.Up, (string?)null, 0, (string?)null, RouteOwner.ByCgroup), (back.Health, back.Waiting, back.Repairs, back.RequestedGateway, back.Owner));
     }
 
     [Fact]

@@ -32,6 +32,7 @@ public sealed class OwnSubtreeTests : IDisposable
         Assert.Equal("via", RouteCgroups.Subtree);
         Assert.Null(RouteCgroups.OwnSubtree);
         Assert.Equal("/run/via/cgroup2", RouteCgroups.PrivateMount);
+        Assert.Equal("/run/via/net_cls", Via.Mechanisms.Netcls.NetclsMechanism.PrivateMount);
         Assert.True(Journal.OwnsCgroupSubtree);
     }
 
@@ -41,6 +42,7 @@ public sealed class OwnSubtreeTests : IDisposable
         Set("/run/via-elsewhere", null);
         Assert.Equal("via", RouteCgroups.Subtree);
         Assert.Equal("/run/via-elsewhere/cgroup2", RouteCgroups.PrivateMount);
+        Assert.Equal("/run/via-elsewhere/net_cls", Via.Mechanisms.Netcls.NetclsMechanism.PrivateMount);
         Assert.False(Journal.OwnsCgroupSubtree);
     }
 

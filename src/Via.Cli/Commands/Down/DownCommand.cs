@@ -11,6 +11,7 @@ public static class DownCommand
     {
         Description = "The route to remove: its id (as 'via ls' shows, e.g. t22000), its table number, or its interface if only one route uses it.",
         Arity = ArgumentArity.ZeroOrOne,
+        CompletionSources = { ValueKind.Route.Complete },
     };
 
     public static readonly Option<bool> All = new("--all") { Description = "Remove every route via has made." };

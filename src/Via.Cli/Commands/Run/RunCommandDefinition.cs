@@ -12,6 +12,7 @@ public static class RunCommandDefinition
     {
         Description = "Interface the program's traffic leaves through (required), e.g. eth1, wlan0, wg0.",
         Required = true,
+        CompletionSources = { ValueKind.Interface.Complete },
     };
 
     public static readonly Option<IPAddress?> Gateway = new("--gateway")
@@ -38,6 +39,7 @@ public static class RunCommandDefinition
     {
         Description = "Run the program as this user (name or uid). Default: the user who ran sudo (SUDO_UID), else root. '--user root' keeps root.",
         HelpName = "USER",
+        CompletionSources = { ValueKind.User.Complete },
     };
 
     public static readonly Option<DnsRequest?> Dns = new("--dns")
@@ -59,6 +61,7 @@ public static class RunCommandDefinition
             + ". 'via doctor' shows which work on this host.",
         HelpName = "auto|" + string.Join('|', Via.Mechanisms.Registry.All.Select(m => m.Name)),
         DefaultValueFactory = _ => Engine.MechanismChoice.Auto,
+        CompletionSources = { ValueKind.OneOf([Engine.MechanismChoice.Auto, .. Via.Mechanisms.Registry.All.Select(m => m.Name)]).Complete },
     };
 
     public static readonly Option<bool> DryRun = new("--dry-run")
@@ -80,6 +83,7 @@ public static class RunCommandDefinition
     {
         Description = "The program and its arguments, after '--'.",
         Arity = ArgumentArity.ZeroOrMore,
+        CompletionSources = { ValueKind.Command.Complete },
     };
 
     public static Command Create()
