@@ -14,7 +14,9 @@ namespace Via.Mechanisms;
 /// <param name="Table">The route's table (0 where a route is joined, not made): a mechanism whose packets
 /// are forwarded (netns) selects it with rules of its own.</param>
 /// <param name="Priority">The priority of the route's rules (0 likewise).</param>
-public sealed record TagRequest(string RouteId, uint Mark, HostView Host, int DeviceIndex, string Cgroup, uint Table = 0, uint Priority = 0);
+/// <param name="Direct">The program's own addresses on IFACE's network (<c>--ip</c>), planned (prefixes and gateways
+/// decided); only for a mechanism that <see cref="IMechanism.AttachesDirectly"/>. Null: none asked.</param>
+public sealed record TagRequest(string RouteId, uint Mark, HostView Host, int DeviceIndex, string Cgroup, uint Table = 0, uint Priority = 0, DirectAttachment? Direct = null);
 
 /// <summary>Whether a mechanism can work on this host, and what it found (one line, for <c>doctor</c> and <c>--verbose</c>).</summary>
 public sealed record MechanismProbe(bool Usable, string Detail);
@@ -61,6 +63,10 @@ public interface IMechanism
     /// guard where the host allows cgroup eBPF, and goes without it, said in one line, where the host
     /// refuses it (inside many containers).</summary>
     bool NeedsCgroupBpf => true;
+
+    /// <summary>Whether it can give the program addresses of its own on IFACE's network (<c>--ip</c>,
+    /// <see cref="TagRequest.Direct"/>): only a mechanism that puts the program in a network namespace of its own.</summary>
+    bool AttachesDirectly => false;
 
     /// <summary>Whether it can work here: cheap (files, kernel features), changes nothing. <c>auto</c> takes the first usable one.</summary>
     MechanismProbe Probe(HostView host);

@@ -2,8 +2,9 @@ using System.Net;
 
 namespace Via.Planning;
 
-/// <summary>Where a program's traffic should go, as the user asked for it (--dev, --gateway, --src, --table).</summary>
-public sealed record RouteRequest(string Device, IPAddress? Gateway = null, IPAddress? Source = null, uint? Table = null);
+/// <summary>Where a program's traffic should go, as the user asked for it (--dev, --gateway, --src, --table, --ip).</summary>
+/// <param name="Direct">--ip: the program's own addresses on IFACE's network (a mechanism that <see cref="Mechanisms.IMechanism.AttachesDirectly"/>); null: none.</param>
+public sealed record RouteRequest(string Device, IPAddress? Gateway = null, IPAddress? Source = null, uint? Table = null, Mechanisms.DirectAttachment? Direct = null);
 
 /// <summary>The request cannot be planned on this host; the message says what and what to do. Nothing was changed.</summary>
 public sealed class PlanException(string message) : Exception(message);
