@@ -54,9 +54,13 @@ public sealed record CreateMacvlan(string RouteId, string Device, DirectAttachme
         string ns = Namespace;
         Namespaces.InNetwork(ns, () =>
         {
-            // The namespace is via's: its defaults are ours to set, before the link that takes them exists.
-            Sysctl.Write("net/ipv6/conf/default/accept_ra", "0");
-            Sysctl.Write("net/ipv6/conf/default/autoconf", "0");
+            // The namespace is via's: its defaults are ours to set, before the link that takes them
+            // exists (a kernel booted without IPv6 has none).
+            if (File.Exists(Sysctl.Path("net/ipv6/conf/default/accept_ra")))
+            {
+                Sysctl.Write("net/ipv6/conf/default/accept_ra", "0");
+                Sysctl.Write("net/ipv6/conf/default/autoconf", "0");
+            }
             using var inside = Rtnl.Open();
             inside.SetUp(1); // lo
             return 0;
