@@ -10,9 +10,9 @@ namespace Via.Mechanisms.Netns;
 /// <summary>
 /// The netns mechanism's direct attachment (<c>--ip</c>, as firejail's): a macvlan in bridge mode on
 /// IFACE, born in the route's namespace as <c>via0</c> at index 86 (where the egress guard looks),
-/// tagged with the alias <c>via ROUTE</c>, with the given addresses (without DAD), the on-link
-/// prefixes the kernel adds with them, and a default route through IFACE's gateway of each family
-/// where it has one. No veth, no NAT, no forwarding: the program's packets leave IFACE's port with
+/// tagged with the alias <c>via ROUTE</c>, with the given addresses (without DAD, announced by a
+/// gratuitous ARP and an unsolicited NA), the on-link prefixes the kernel adds with them, and a
+/// default route through IFACE's gateway of each family where it has one. No veth, no NAT, no forwarding: the program's packets leave IFACE's port with
 /// the macvlan's own MAC and address. Router advertisements are not accepted in the namespace, so
 /// the program's IPv6 addresses and routes are these and no others.
 /// <para>Undone by deleting via0 in the namespace (at once: the address is free on the LAN when
@@ -28,10 +28,10 @@ public sealed record CreateMacvlan(string RouteId, string Device, DirectAttachme
     public override string Kind => Codec.Kind;
 
     public override string Command =>
-        $"ip -n NS link set lo up; sysctl -w net.ipv6.conf.default.accept_ra=0 net.ipv6.conf.default.autoconf=0 (in NS)"
+        $"ip -n NS link set lo up; sysctl -w net.ipv4.conf.default.arp_notify=1 net.ipv6.conf.default.accept_ra=0 net.ipv6.conf.default.autoconf=0 net.ipv6.conf.default.ndisc_notify=1 (in NS)"
         + $"; ip link add link {Device} name {NetnsAddressing.PeerName} index {NetnsAddressing.PeerIndex} netns {Namespace} alias 'via {RouteId}' type macvlan mode bridge"
-        + $"; ip -n NS link set {NetnsAddressing.PeerName} up"
         + string.Concat(Attachment.Addresses.Select(a => $"; ip -n NS addr add {a} dev {NetnsAddressing.PeerName}{(a.Is6 ? " nodad" : "")}"))
+        + $"; ip -n NS link set {NetnsAddressing.PeerName} up"
         + (Attachment.Gateway4 is { } g4 ? $"; ip -n NS route add default via {g4} dev {NetnsAddressing.PeerName}" : "")
         + (Attachment.Gateway6 is { } g6 ? $"; ip -n NS -6 route add default via {g6} dev {NetnsAddressing.PeerName}" : "");
 
@@ -55,11 +55,16 @@ public sealed record CreateMacvlan(string RouteId, string Device, DirectAttachme
         Namespaces.InNetwork(ns, () =>
         {
             // The namespace is via's: its defaults are ours to set, before the link that takes them
-            // exists (a kernel booted without IPv6 has none).
-            if (File.Exists(Sysctl.Path("net/ipv6/conf/default/accept_ra")))
+            // exists. arp_notify and ndisc_notify: when the link comes up, it announces its addresses
+            // (a gratuitous ARP, an unsolicited NA), so that the neighbours that knew them at another
+            // MAC address (the macvlan of the program's last run: a new one has a new MAC) take this
+            // one at once instead of sending to the old one until their entry goes stale.
+            Sysctl.Write("net/ipv4/conf/default/arp_notify", "1");
+            if (File.Exists(Sysctl.Path("net/ipv6/conf/default/accept_ra"))) // a kernel booted without IPv6 has none
             {
                 Sysctl.Write("net/ipv6/conf/default/accept_ra", "0");
                 Sysctl.Write("net/ipv6/conf/default/autoconf", "0");
+                Sysctl.Write("net/ipv6/conf/default/ndisc_notify", "1");
             }
             using var inside = Rtnl.Open();
             inside.SetUp(1); // lo
@@ -70,11 +75,12 @@ public sealed record CreateMacvlan(string RouteId, string Device, DirectAttachme
         Namespaces.InNetwork(ns, () =>
         {
             using var inside = Rtnl.Open();
-            // Up first: the kernel adds an IPv6 address's prefix route only on a link that is up, and a
-            // route's gateway must be on-link when it is added.
-            inside.SetUp(NetnsAddressing.PeerIndex);
+            // The addresses, then up (which announces them, see above), then the routes, whose
+            // gateways must be on-link when they are added. (Without DAD, an IPv6 address is not
+            // tentative when the link comes up, so it is announced, and its prefix route is there.)
             foreach (var a in Attachment.Addresses)
                 inside.AddAddress(NetnsAddressing.PeerIndex, a.Address, a.PrefixLength ?? throw new InvalidOperationException($"--ip {a} was not planned (no prefix length)"));
+            inside.SetUp(NetnsAddressing.PeerIndex);
             if (Attachment.Gateway4 is { } g4) inside.Add(new Route(AddressFamily.InterNetwork, 254, Gateway: g4, OutputLink: NetnsAddressing.PeerIndex));
             if (Attachment.Gateway6 is { } g6) inside.Add(new Route(AddressFamily.InterNetworkV6, 254, Gateway: g6, OutputLink: NetnsAddressing.PeerIndex));
             return 0;
