@@ -201,6 +201,27 @@ public sealed class NetnsMacvlanTests(TopologyFixture<NetnsMacvlanTests> fixture
         }
     }
 
+    /// <summary>Where IFACE has no gateway of a family, the namespace has only the on-link prefix of that family, and --verbose says so.</summary>
+    [RootFact]
+    public void Without_a_gateway_only_the_on_link_prefix_and_verbose_says_so()
+    {
+        Topology.Ip("-n", T.Host, "-6", "route", "del", "default", "via", "fd02::1", "dev", "up2", "table", "200");
+        try
+        {
+            var r = Via(null, ["run", "--method", "netns", "--dev", "up2", "--ip", Ip6 + "/64", "--verbose", "--", "sh", "-c",
+                "ip -6 route show default | wc -l; " + Kernel.Via.ProbeLine("tcp", "fd02::1") + "; " + Kernel.Via.ProbeLine("tcp", Topology.Server6)]);
+            Assert.Equal(0, r.Code);
+            // No default route; isp2's server answers on its on-link fd02::1 too, and is unreachable at its address beyond.
+            Assert.Equal($"0\nisp2 {Ip6}\nerror NetworkUnreachable", r.Out.Trim());
+            Assert.Contains($"--ip {Ip6}/64: up2 has no IPv6 gateway: the program reaches only {Ip6}'s on-link prefix", r.Err);
+        }
+        finally
+        {
+            Topology.Run("ip", ["-n", T.Host, "-6", "route", "replace", "default", "via", "fd02::1", "dev", "up2", "table", "200"]);
+        }
+        Kernel.Via.WaitUntil(() => Objects() == "", "nothing of the route to be left: " + Objects());
+    }
+
     /// <summary>Two routes cannot have one address: the second (another table, so another route) is refused while the first runs.</summary>
     [RootFact]
     public void An_address_another_route_has_is_refused()

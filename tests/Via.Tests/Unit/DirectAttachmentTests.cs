@@ -116,6 +116,13 @@ public sealed class DirectAttachmentTests
         Assert.NotEqual(Planner.Key("net:[1]", "netns", resolved, request with { Direct = Parsed("10.2.0.78/24") }), key);
         Assert.Equal(Planner.Key("net:[1]", "netns", resolved, request with { Direct = Parsed("10.2.0.77") }), key);
         Assert.Throws<PlanException>(() => Planner.Make(request, resolved, host, new Via.Mechanisms.Cgroup.CgroupBpfMechanism(), NumberSpace.Default.At(0), "t22000", direct: direct));
+
+        // The route's watcher, which knows the route by its journal, finds the same key (--ip from the macvlan change):
+        // nothing to re-make, and a later run without --ip does not join it.
+        var route = new ActiveRoute("t22000", key, "net:[1]", DateTimeOffset.UnixEpoch, "eth1", "10.2.0.1", plan.Numbers.Mark, plan.Numbers.Table, "netns", plan.Membership, [], false, [.. plan.Changes]);
+        var follow = RouteFollow.Plan(route, host);
+        Assert.Equal(key, follow.Key);
+        Assert.Contains(follow.Changes, c => c is CreateMacvlan);
     }
 
     [Fact]
