@@ -209,7 +209,7 @@ public sealed class NetnsMacvlanTests(TopologyFixture<NetnsMacvlanTests> fixture
         try
         {
             var r = Via(null, ["run", "--method", "netns", "--dev", "up2", "--ip", Ip6 + "/64", "--verbose", "--", "sh", "-c",
-                "ip -6 route show default | wc -l; " + Kernel.Via.ProbeLine("tcp", "fd02::1") + "; " + Kernel.Via.ProbeLine("tcp", Topology.Server6)]);
+                "ip -6 route show default | wc -l; " + Kernel.Via.ProbeLine("tcp", "fd02::1") + "; " + Kernel.Via.ProbeLine("tcp", Topology.Server6) + "; exit 0"]);
             Assert.Equal(0, r.Code);
             // No default route; isp2's server answers on its on-link fd02::1 too, and is unreachable at its address beyond.
             Assert.Equal($"0\nisp2 {Ip6}\nerror NetworkUnreachable", r.Out.Trim());
