@@ -23,13 +23,16 @@ namespace Via.Mechanisms.Netns;
 /// namespace gets no IPv6 route (fails closed).</item>
 /// <item>The program's own sockets live in the namespace, where IFACE does not exist: the engine's
 /// egress guard on the route's cgroup passes the namespace's end of the veth (and lo).</item>
+/// <item>With <c>--ip</c> (<see cref="TagRequest.Direct"/>), none of the above but the namespace: a
+/// macvlan on IFACE takes the veth's place and name (<see cref="CreateMacvlan"/>), with the program's
+/// own addresses on IFACE's network and no NAT.</item>
 /// </list>
 /// </summary>
 public sealed class NetnsMechanism : IMechanism
 {
     public string Name => "netns";
 
-    public string Summary => "the program in a network namespace of its own, linked by a veth pair and forwarded out of IFACE with NAT to its address";
+    public string Summary => "the program in a network namespace of its own, linked by a veth pair and forwarded out of IFACE with NAT to its address; with --ip, on a macvlan of IFACE with an address of its own";
 
     /// <summary>No: the program's packets get IFACE's address by NAT (masquerade) in via's nft table.</summary>
     public bool TagsAtCreation => false;
@@ -47,6 +50,9 @@ public sealed class NetnsMechanism : IMechanism
         return new MechanismProbe(true, $"network namespaces, veth, nftables NAT; IPv6 {(Ipv6Forwardable("lo") ? "forwarded per interface (force_forwarding)" : "not forwarded (no force_forwarding before Linux 6.17): unreachable in the namespace")}");
     }
 
+    /// <summary>Yes: <c>--ip</c> gives the namespace a macvlan on IFACE instead of the veth pair (<see cref="CreateMacvlan"/>).</summary>
+    public bool AttachesDirectly => true;
+
     public (int Index, string Name)? GuardDevice(TagRequest request) => (NetnsAddressing.PeerIndex, NetnsAddressing.PeerName);
 
     public IReadOnlyList<HostChange> Tag(TagRequest request)
@@ -54,6 +60,9 @@ public sealed class NetnsMechanism : IMechanism
         var a = new NetnsAddressing(request.RouteId, request.Table);
         string device = request.Host.Links.FirstOrDefault(l => l.Index == request.DeviceIndex)?.Name
             ?? throw new InvalidOperationException($"interface index {request.DeviceIndex} is not on the host");
+        // --ip: the namespace and a macvlan on IFACE, nothing on the host's side (no veth, no NAT, no forwarding).
+        if (request.Direct is { } direct)
+            return [new CreateNetworkNamespace(a.NamespacePath), new CreateMacvlan(request.RouteId, device, direct)];
         bool ipv6 = Ipv6Forwardable(device);
         // The values from before the first netns route on IFACE: a later route inherits them from the
         // journals (under via's lock), so that the last one to leave restores what the host had.
@@ -89,7 +98,7 @@ public sealed class NetnsMechanism : IMechanism
     public LaunchAdditions Launch(TagRequest request) =>
         new(new Dictionary<string, string>(), NetworkNamespace: new NetnsAddressing(request.RouteId, request.Table).NamespacePath);
 
-    public IReadOnlyList<ChangeCodec> ChangeKinds => [CreateNetworkNamespace.Codec, CreateVethPair.Codec, InterfaceForwarding.Codec, NetnsTable.Codec, ForwardRule.Codec];
+    public IReadOnlyList<ChangeCodec> ChangeKinds => [CreateNetworkNamespace.Codec, CreateVethPair.Codec, InterfaceForwarding.Codec, NetnsTable.Codec, ForwardRule.Codec, CreateMacvlan.Codec];
 
     /// <summary>
     /// Namespaces under via's state directory and veths named via-t* that no journal names (a wiped

@@ -44,6 +44,7 @@ public class ClassState : IDisposable
         ["KillSwitchTests"] = "25100-25199",
         ["LifecycleTests"] = "25200-25299",
         ["SharingTests"] = "25300-25399",
+        ["NetnsMacvlanTests"] = "25400-25449",
         // These two name their state directory and config themselves (VIA_STATE_DIR, VIA_CONFIG in each call).
         ["SeccompTests"] = "23300-23349",
         ["PreloadTests"] = "23400-23449",
