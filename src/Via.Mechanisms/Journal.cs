@@ -48,7 +48,16 @@ public sealed record ActiveRoute(
 
     /// <summary>How many times a watcher put back what another program or the kernel had removed.</summary>
     public int Repairs { get; init; }
+
+    /// <summary>Processes that were already running when <c>via attach --pid</c> moved them into the
+    /// route's cgroup, with the cgroup each came from: <c>via detach</c> puts them back, and what is
+    /// left after a crash says whose they were.</summary>
+    public List<AttachedProcess> Attached { get; init; } = [];
 }
+
+/// <summary>A running process moved into a route's cgroup by <c>via attach</c>.</summary>
+/// <param name="From">Its cgroup v2 path before, relative to the hierarchy's root ("/user.slice/..."), as /proc/PID/cgroup says.</param>
+public sealed record AttachedProcess(ProcessIdentity Process, string From);
 
 /// <summary>The states of a route's way out, as <c>via ls</c> shows them.</summary>
 public static class RouteHealth

@@ -56,6 +56,8 @@ public static class LsCommand
             foreach (var p in r.Processes.Skip(1)) Console.WriteLine($"{"",-113} {Describe(p)}");
         }
         foreach (var r in routes.Where(r => r.Waiting is not null)) Console.WriteLine($"{r.Id}: {r.Waiting}");
+        foreach (var r in routes.Where(r => r.Attached is { Length: > 0 }))
+            Console.WriteLine($"{r.Id}: attached {string.Join(", ", r.Attached!.Select(a => $"pid {a.Pid} (from {a.From})"))}");
         return ExitCodes.Ok;
     }
 
@@ -72,6 +74,9 @@ public static class LsCommand
 
 public sealed record ProcessListing(int Pid, string User, string Command);
 
+/// <summary>A running process 'via attach' put on the route, and the cgroup it came from.</summary>
+public sealed record AttachedListing(int Pid, string From);
+
 /// <summary>What a route's egress guard counted: through IFACE out and in, and the packets it refused.</summary>
 public sealed record TrafficListing(ulong OutPackets, ulong OutBytes, ulong InPackets, ulong InBytes, ulong RefusedPackets, ulong RefusedBytes);
 
@@ -81,7 +86,7 @@ public sealed record TrafficListing(ulong OutPackets, ulong OutBytes, ulong InPa
 public sealed record RouteListing(
     string Id, string Device, string? Gateway, string Mark, uint Table, string Mechanism, string State,
     string NetworkNamespace, DateTimeOffset Created, long AgeSeconds, TrafficListing? Traffic, ProcessListing[] Processes,
-    string? Waiting = null, int Repairs = 0)
+    string? Waiting = null, int Repairs = 0, AttachedListing[]? Attached = null)
 {
     /// <summary>Every route of the journal, with its counters and processes as they are now (read-only).</summary>
     public static RouteListing[] ReadAll(DateTimeOffset now) => RouteRegistry.All().OrderBy(r => r.Table).Select(r => new RouteListing(
@@ -89,7 +94,8 @@ public sealed record RouteListing(
         r.Down ? "down" : RouteRegistry.IsAbandoned(r) ? "stale" : r.Health,
         r.NetworkNamespace, r.Created, (long)(now - r.Created).TotalSeconds, ReadTraffic(r),
         Teardown.Members(r).Select(ProcessInfo.Read).OfType<ProcessInfo>().Select(p => new ProcessListing(p.Pid, p.User, p.Command)).ToArray(),
-        r.Down ? null : r.Waiting, r.Repairs)).ToArray();
+        r.Down ? null : r.Waiting, r.Repairs,
+        r.Attached.Where(a => a.Process.IsAlive).Select(a => new AttachedListing(a.Process.Pid, a.From)).ToArray())).ToArray();
 
     private static TrafficListing? ReadTraffic(ActiveRoute route)
     {
