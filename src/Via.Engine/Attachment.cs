@@ -2,6 +2,7 @@ using Via.Kernel.Cgroups;
 using Via.Kernel.Processes;
 using Via.Mechanisms;
 using Via.Mechanisms.Cgroup;
+using Via.Mechanisms.Changes;
 using Via.Planning;
 using Via.Planning.Dns;
 
@@ -31,19 +32,10 @@ public static class Attachment
     /// <see cref="ViaException"/> (refused: nothing changed), <see cref="PlanException"/>, <see cref="ApplyException"/>, like <see cref="RouteSession.Open"/>.</summary>
     public static AttachOutcome AttachPid(int pid, RouteRequest route, string method, SessionOutput output, Fault fault)
     {
-        if (method != MechanismChoice.Auto && method != Method)
-            throw new ViaException($"--method {method} cannot route a process that is already running: only method {Method} can (an eBPF program on a cgroup marks each socket as it is created); leave --method out, or use 'via run'");
+        CheckMethod(method);
         string from = Refusal(pid);
         var program = new ProgramImage(ProcessTree.Program(pid) ?? $"/proc/{pid}/exe", false, false);
-        RouteSession session;
-        try
-        {
-            session = RouteSession.Open(new SessionRequest(route, Method, DnsRequest.Host, program), output, fault);
-        }
-        catch (PlanException e) when (method == MechanismChoice.Auto && e.Message.StartsWith($"method {Method} ", StringComparison.Ordinal))
-        {
-            throw new PlanException($"'via attach' needs method {Method}, and {e.Message["method ".Length..]}");
-        }
+        var session = OpenFor(route, method, program, output, fault);
         var moved = new List<int>();
         try
         {
@@ -89,6 +81,12 @@ public static class Attachment
         }
         if (moved.Count == 0) throw new ViaException($"process {pid} exited before it could be attached; nothing is left changed");
         return new AttachOutcome(session.Route, moved, ProcessTree.Sockets(moved));
+    }
+
+    private static void CheckMethod(string method)
+    {
+        if (method != MechanismChoice.Auto && method != Method)
+            throw new ViaException($"--method {method} cannot route what is already running: only method {Method} can (an eBPF program on a cgroup marks each socket as it is created); leave --method out, or use 'via run'");
     }
 
     /// <summary>Why <paramref name="pid"/> cannot be attached (a <see cref="ViaException"/>), else its cgroup now.</summary>
@@ -160,6 +158,160 @@ public static class Attachment
             foreach (var p in problems) output.Note(p);
         }
         return new DetachOutcome(id, moved, outcome == RouteRegistry.Outcome.Removed);
+    }
+
+    /// <summary>
+    /// Routes a whole cgroup of someone else's (a systemd service's) without moving its processes,
+    /// which would break the service manager's tracking of them: the route's socket programs are
+    /// attached to that cgroup, so its processes and their future children are tagged at socket
+    /// creation. (Not the egress guard: it judges every packet of the cgroup's sockets, and would cut
+    /// the connections the service already has by another way.) The cgroup is never created nor
+    /// removed by via; the route lives until 'via detach' or until the cgroup is removed.
+    /// </summary>
+    /// <param name="cgroup">Its path below the hierarchy's root (<see cref="CgroupBelowRoot"/>, <see cref="UnitCgroup"/>).</param>
+    public static AttachOutcome AttachCgroup(string cgroup, string? unit, RouteRequest route, string method, SessionOutput output, Fault fault)
+    {
+        CheckMethod(method);
+        string what = unit is null ? $"cgroup {cgroup}" : $"unit {unit} (cgroup {cgroup})";
+        string root = CgroupPaths.Root();
+        string path = root + cgroup;
+        if (!File.Exists(Path.Combine(path, "cgroup.procs"))) throw new ViaException($"no cgroup {cgroup} (a cgroup v2 directory under {root}); nothing was changed");
+        string relative = cgroup;
+        if (relative == "/") throw new ViaException($"the root cgroup cannot be attached: it holds every process of the host; name a service's cgroup");
+        if (relative.Split('/', StringSplitOptions.RemoveEmptyEntries)[0] == RouteCgroups.Subtree)
+            throw new ViaException($"{what} is in via's own subtree; attach the program with --pid, or run it with 'via run'");
+        if (RouteRegistry.All().FirstOrDefault(r => r.AttachedCgroups.Any(c => c.Path == cgroup)) is { } taken)
+            throw new ViaException($"{what} is already attached to route {taken.Id}; 'via detach {(unit is null ? $"--cgroup {cgroup}" : $"--unit {unit}")}' first");
+        var session = OpenFor(route, method, new ProgramImage(path, false, false), output, fault);
+        try
+        {
+            using (RouteRegistry.Lock(output.Note))
+            {
+                var current = Journal.Read(Journal.PathOf(session.Route.Id));
+                var added = session.Mechanism.Tag(session.Tag with { Cgroup = path });
+                // Journal first: whatever happens next, 'via gc' and the teardown know what may be attached.
+                var attached = current with { Changes = [.. current.Changes, .. added], AttachedCgroups = [.. current.AttachedCgroups, new AttachedCgroup(cgroup, unit)] };
+                Journal.Write(attached);
+                fault.At("attach");
+                using var host = new Host();
+                try
+                {
+                    Applier.Apply(host, added, c => output.Say("+ " + c.Command));
+                }
+                catch (ApplyException e)
+                {
+                    Journal.Write(current with { Changes = [.. current.Changes, .. e.Leftovers.Select(l => l.Change)] });
+                    throw;
+                }
+            }
+        }
+        finally
+        {
+            session.Leave();
+        }
+        var members = Members(path);
+        return new AttachOutcome(session.Route, members, ProcessTree.Sockets(members));
+    }
+
+    /// <summary>Takes an attached cgroup off its route: the socket programs come off it; the route goes if nothing else is on it.</summary>
+    public static DetachOutcome DetachCgroup(string cgroup, string? unit, SessionOutput output)
+    {
+        string what = unit is null ? $"cgroup {cgroup}" : $"unit {unit} (cgroup {cgroup})";
+        var route = RouteRegistry.All().FirstOrDefault(r => r.AttachedCgroups.Any(c => c.Path == cgroup))
+            ?? throw new ViaException($"{what} is attached to no route of via's; 'via ls' lists the routes");
+        string path = CgroupPaths.Root() + cgroup;
+        RouteRegistry.Outcome outcome;
+        using (RouteRegistry.Lock(output.Note))
+        {
+            route = Journal.Read(Journal.PathOf(route.Id));
+            bool Here(string recorded) => recorded == path || CgroupPaths.Below(recorded) == cgroup;
+            var on = route.Changes.Where(c => c is AttachSocketMark { CgroupPath: var a } && Here(a) || c is AttachSetsockoptGuard { CgroupPath: var b } && Here(b)).ToList();
+            using var host = new Host();
+            var leftovers = Applier.Undo(host, on, () => output.Say("- detached from " + path));
+            foreach (var l in leftovers) output.Note("could not undo: " + l);
+            // What could not be undone stays in the journal: the route's teardown (or 'via gc') retries it.
+            Journal.Write(route with
+            {
+                Changes = route.Changes.Where(c => !on.Contains(c) || leftovers.Any(l => l.Change == c)).ToList(),
+                AttachedCgroups = route.AttachedCgroups.Where(c => c.Path != cgroup).ToList(),
+            });
+            List<string> problems;
+            (outcome, problems) = RouteRegistry.Leave(route.Id, ProcessIdentity.Self);
+            foreach (var p in problems) output.Note(p);
+        }
+        return new DetachOutcome(route.Id, [.. Members(path).Select(p => (p, path))], outcome == RouteRegistry.Outcome.Removed);
+    }
+
+    /// <summary>
+    /// The cgroup of a systemd unit (NAME, or NAME.service), found in the cgroup2 hierarchy without asking systemd:
+    /// system.slice/NAME if it is there, else the one directory of that name anywhere below the root
+    /// (a user's service, a unit in a slice of its own). A unit that is not running has none.
+    /// </summary>
+    public static string UnitCgroup(string unit)
+    {
+        string name = UnitName(unit);
+        string root = CgroupPaths.Root();
+        string system = Path.Combine(root, "system.slice", name);
+        if (Directory.Exists(system)) return system[root.Length..];
+        var found = new List<string>();
+        var level = new List<string> { root };
+        for (int depth = 0; depth < 6 && level.Count > 0; depth++)
+        {
+            var next = new List<string>();
+            foreach (var dir in level)
+            {
+                IEnumerable<string> children;
+                try { children = Directory.EnumerateDirectories(dir).ToList(); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { continue; }
+                foreach (var child in children)
+                {
+                    if (Path.GetFileName(child) == name) found.Add(child);
+                    else if (!(dir == root && Path.GetFileName(child) == RouteCgroups.Subtree)) next.Add(child);
+                }
+            }
+            level = next;
+        }
+        return found.Count switch
+        {
+            1 => found[0][root.Length..],
+            0 => throw new ViaException($"unit {name} has no cgroup under {root}: is it running? ('systemctl status {name}')"),
+            _ => throw new ViaException($"unit {name} names {found.Count} cgroups ({string.Join(", ", found)}); attach one with --cgroup PATH"),
+        };
+    }
+
+    /// <summary>A unit's full name: NAME is NAME.service, as systemctl takes it.</summary>
+    public static string UnitName(string unit) =>
+        unit.Contains('/') || unit.StartsWith('.') || unit.Length == 0 ? throw new ViaException($"'{unit}' is not a unit name (e.g. nginx.service)")
+        : unit.Contains('.') ? unit : unit + ".service";
+
+    /// <summary>A cgroup named on the command line (a directory under a cgroup2 mount, or a path below the hierarchy's root), as its path below the root.</summary>
+    public static string CgroupBelowRoot(string given)
+    {
+        string full = Path.GetFullPath(given.StartsWith('/') ? given : "/" + given);
+        string below = CgroupPaths.Below(full) ?? full;
+        return below.Length > 1 ? below.TrimEnd('/') : "/";
+    }
+
+    /// <summary>The processes in the cgroup and below it.</summary>
+    private static List<int> Members(string path)
+    {
+        var pids = Cgroup2.Processes(path);
+        try { foreach (var child in Directory.EnumerateDirectories(path)) pids.AddRange(Members(child)); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        return pids;
+    }
+
+    /// <summary>Opens (or joins) the route with the cgroup method; with auto, a host where it cannot work is said so.</summary>
+    private static RouteSession OpenFor(RouteRequest route, string method, ProgramImage program, SessionOutput output, Fault fault)
+    {
+        try
+        {
+            return RouteSession.Open(new SessionRequest(route, Method, DnsRequest.Host, program), output, fault);
+        }
+        catch (PlanException e) when (method == MechanismChoice.Auto && e.Message.StartsWith($"method {Method} ", StringComparison.Ordinal))
+        {
+            throw new PlanException($"'via attach' needs method {Method}, and {e.Message["method ".Length..]}");
+        }
     }
 
     private static int ParentOf(int pid)

@@ -66,6 +66,18 @@ internal static class JournalCodec
                 }
                 w.WriteEndArray();
             }
+            if (r.AttachedCgroups.Count > 0)
+            {
+                w.WriteStartArray("attachedCgroups");
+                foreach (var a in r.AttachedCgroups)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("path", a.Path);
+                    if (a.Unit is not null) w.WriteString("unit", a.Unit);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            }
             w.WriteStartArray("changes");
             foreach (var c in r.Changes) WriteChange(w, c);
             w.WriteEndArray();
@@ -114,6 +126,9 @@ internal static class JournalCodec
                 Attached = o.TryGetProperty("attached", out var attached)
                     ? [.. attached.EnumerateArray().Select(a => new AttachedProcess(
                         new ProcessIdentity(a.GetProperty("pid").GetInt32(), a.GetProperty("start").GetUInt64()), a.GetProperty("from").GetString()!))]
+                    : [],
+                AttachedCgroups = o.TryGetProperty("attachedCgroups", out var cgroups)
+                    ? [.. cgroups.EnumerateArray().Select(a => new AttachedCgroup(a.GetProperty("path").GetString()!, Str(a, "unit")))]
                     : [],
             };
         }
