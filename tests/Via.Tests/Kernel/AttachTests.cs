@@ -185,6 +185,46 @@ public sealed class AttachTests(TopologyFixture<AttachTests> fixture, ITestOutpu
         HostSnapshot.AssertUnchanged(before, T);
     }
 
+    [RootFact]
+    public void Via_itself_a_routed_program_and_a_threaded_cgroup_are_refused()
+    {
+        using var own = new OwnCgroup(fixture.State, Path.Combine("domain", "threads"));
+        using var program = new Program(T);
+        using var via = Via.Start(T, ["run", "--dev", "up1", "--", "sleep", "600"]);
+        int routed = 0;
+        try
+        {
+            Via.WaitForRoute(T, "up1");
+            var route = Assert.Single(Via.Routes(T));
+            string id = route.GetProperty("id").GetString()!;
+            routed = route.GetProperty("processes")[0].GetProperty("pid").GetInt32();
+            var before = HostSnapshot.Take(T);
+            var self = Via.Run(T, "attach", "--pid", $"{via.Id}", "--dev", "up2");
+            Assert.Equal(125, self.Code);
+            Assert.Contains($"process {via.Id} is via itself", self.Err);
+            var taken = Via.Run(T, "attach", "--pid", $"{routed}", "--dev", "up2");
+            Assert.Equal(125, taken.Code);
+            Assert.Contains($"process {routed} is already on route {id}", taken.Err);
+
+            // A process whose main thread is in a threaded cgroup: the kernel moves whole processes only out of a domain.
+            File.WriteAllText(Path.Combine(own.Path, "cgroup.type"), "threaded");
+            File.WriteAllText(Path.Combine(Path.GetDirectoryName(own.Path)!, "cgroup.procs"), $"{program.Pid}");
+            File.WriteAllText(Path.Combine(own.Path, "cgroup.threads"), $"{program.Pid}");
+            var threaded = Via.Run(T, "attach", "--pid", $"{program.Pid}", "--dev", "up2");
+            output.WriteLine(threaded.Err);
+            Assert.Equal(125, threaded.Code);
+            Assert.Contains("is of type 'threaded'", threaded.Err);
+            HostSnapshot.AssertUnchanged(before, T);
+        }
+        finally
+        {
+            // Its program ends: 'via run' removes its route itself.
+            if (routed > 0) Topology.Run("kill", [$"{routed}"]);
+            if (!via.WaitForExit(30000)) via.Kill(entireProcessTree: true);
+        }
+        Via.WaitUntil(() => fixture.State.Journals().Count == 0, "the route of 'via run' to go");
+    }
+
     /// <summary>A cgroup of the test's own, beside the class's subtree (not in it: 'via gc' there would take it for via's), made and removed by the test.</summary>
     private sealed class OwnCgroup : IDisposable
     {
