@@ -31,6 +31,7 @@ public class ClassState : IDisposable
         ["CoexistTests"] = "22700-22799",
         ["FailClosedTests"] = "22900-22989",
         ["AntiEscapeTests"] = "24000-24099",
+        ["AttachTests"] = "25400-25499",
         ["BadInputTests"] = "24100-24199",
         ["ConfigurationTests"] = "24200-24299",
         ["CrashTests"] = "24300-24399",
