@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Via.Cli.Commands.Attach;
 using Via.Cli.Commands.Completion;
 using Via.Cli.Commands.Demo;
 using Via.Cli.Commands.Doctor;
@@ -52,6 +53,8 @@ public static class Program
     private static readonly (string Name, Func<Command> Create)[] Commands =
     [
         ("run", RunCommandDefinition.Create),
+        ("attach", AttachCommand.Create),
+        ("detach", DetachCommand.Create),
         ("ls", LsCommand.Create),
         ("top", TopCommand.Create),
         ("down", DownCommand.Create),

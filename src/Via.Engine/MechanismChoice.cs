@@ -9,12 +9,21 @@ public static class MechanismChoice
     public const string Auto = "auto";
 
     /// <summary>The mechanism, and why it (one line for --verbose). A <see cref="PlanException"/> says why none can serve.</summary>
-    public static (IMechanism Mechanism, string Why) Choose(string method, HostView host, ProgramImage program) =>
-        Choose(method, host, program, Registry.All);
+    /// <param name="direct">--ip was given: only a mechanism that <see cref="IMechanism.AttachesDirectly"/> can serve it, and
+    /// with auto that is the one chosen (--ip implies --method netns); another named method is refused.</param>
+    public static (IMechanism Mechanism, string Why) Choose(string method, HostView host, ProgramImage program, bool direct = false) =>
+        Choose(method, host, program, Registry.All, direct);
 
     /// <summary>The same, among <paramref name="candidates"/> (in order).</summary>
-    public static (IMechanism Mechanism, string Why) Choose(string method, HostView host, ProgramImage program, IReadOnlyList<IMechanism> candidates)
+    public static (IMechanism Mechanism, string Why) Choose(string method, HostView host, ProgramImage program, IReadOnlyList<IMechanism> candidates, bool direct = false)
     {
+        if (direct)
+        {
+            var attaching = candidates.Where(m => m.AttachesDirectly).ToList();
+            if (method != Auto && candidates.FirstOrDefault(m => m.Name == method) is { AttachesDirectly: false } other)
+                throw new PlanException($"--ip needs --method {string.Join(" or ", attaching.Select(m => m.Name))}: method {other.Name} has no network namespace of its own to give the program an address in");
+            candidates = attaching;
+        }
         if (method == Auto)
         {
             var passed = new List<string>();

@@ -62,9 +62,9 @@ public sealed class RouteSession
     {
         using var host = new Host();
         var view = HostView.Read(host);
-        var (mechanism, why) = MechanismChoice.Choose(request.Method, view, request.Program);
+        var (mechanism, why) = MechanismChoice.Choose(request.Method, view, request.Program, request.Route.Direct is not null);
         var resolved = RouteResolver.Resolve(request.Route, view);
-        var (plan, described) = NewPlan(request.Route, mechanism, view, resolved, Settings.Load(), warn);
+        var (plan, described) = NewPlan(request.Route, mechanism, view, resolved, Settings.Load(), warn, warn);
         return new SessionPreview(plan, DecideDns(request.Dns, view, resolved), described, why);
     }
 
@@ -81,7 +81,7 @@ public sealed class RouteSession
         {
             PhaseTrace.Mark("lock");
             var view = HostView.Read(host);
-            var (mechanism, why) = MechanismChoice.Choose(request.Method, view, request.Program);
+            var (mechanism, why) = MechanismChoice.Choose(request.Method, view, request.Program, request.Route.Direct is not null);
             output.Say($"method {mechanism.Name}: {why}");
             var resolved = RouteResolver.Resolve(request.Route, view);
             var dns = DecideDns(request.Dns, view, resolved);
@@ -99,7 +99,7 @@ public sealed class RouteSession
                 return new RouteSession(joined, mechanism, tag, dns, output, fault);
             }
 
-            var (plan, described) = NewPlan(request.Route, mechanism, view, resolved, settings, output.Note);
+            var (plan, described) = NewPlan(request.Route, mechanism, view, resolved, settings, output.Note, output.Verbose);
             PhaseTrace.Mark("plan");
             output.Say(described);
             var tagging = Planner.Tagging(plan.RouteId, plan.Numbers.Mark, view, resolved, plan.Membership, request.Route.Owner);
@@ -257,9 +257,13 @@ public sealed class RouteSession
     }
 
     /// <summary>A new route's plan, with numbers chosen for this host under the lock (DESIGN.md point 13).</summary>
-    private static (Plan Plan, string Numbers) NewPlan(RouteRequest request, IMechanism mechanism, HostView view, ResolvedRoute resolved, Settings settings, Action<string>? warn = null)
+    /// <param name="verbose">What --verbose shows of the plan (--ip: a family without a gateway).</param>
+    private static (Plan Plan, string Numbers) NewPlan(RouteRequest request, IMechanism mechanism, HostView view, ResolvedRoute resolved, Settings settings, Action<string>? warn = null,
+        Action<string>? verbose = null)
     {
         var active = RouteRegistry.All().ToList();
+        // --ip, checked before anything is allocated or changed.
+        var direct = request.Direct is { } asked ? DirectPlanner.Plan(asked, resolved, view, active, verbose) : null;
         view = view.WithFirewallMarks();
         var choice = NumberChoice.Choose(settings, view, active, Namespaces.CurrentNetwork());
         foreach (var w in choice.Warnings) warn?.Invoke(w);
@@ -271,7 +275,7 @@ public sealed class RouteSession
             warn?.Invoke($"no egress guard for this route: this host refuses cgroup eBPF ({why}); method {mechanism.Name} tags every socket without it, "
                 + "but a packet whose socket names its own way out per message (IP_PKTINFO, a multicast interface, an IPv6 scope id) is not checked");
         }
-        return (Planner.Make(request, resolved, view, mechanism, numbers, Planner.RouteId(numbers), guard), choice.Describe());
+        return (Planner.Make(request, resolved, view, mechanism, numbers, Planner.RouteId(numbers), guard, direct), choice.Describe());
     }
 
     /// <summary>Names resolve through the route (DESIGN.md point 7): decided, like the route, before anything changes.</summary>

@@ -19,8 +19,8 @@ public static class PhaseTrace
 
     public static readonly bool On = Target is not null;
 
-    private static readonly long[] Stamps = new long[On ? 32 : 0];
-    private static readonly string[] Names = new string[On ? 32 : 0];
+    private static readonly long[] Stamps = new long[On ? 96 : 0];
+    private static readonly string[] Names = new string[On ? 96 : 0];
     private static int _count;
 
     /// <summary>Ends the phase <paramref name="phase"/> now (the time since the previous mark is its).</summary>

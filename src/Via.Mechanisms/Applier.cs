@@ -1,3 +1,4 @@
+using Via.Kernel;
 using Via.Kernel.Netlink;
 using Via.Mechanisms.Changes;
 
@@ -43,6 +44,7 @@ public static class Applier
                 }
                 for (int k = 0; k < run.Count; k++)
                     if (outcomes[k].Error is null) done.Add(run[k]);
+                Trace('+', i, $"rtnl*{run.Count}");
                 int refused = Array.FindIndex(outcomes, o => o.Error is not null);
                 if (refused >= 0) Fail(run[refused], outcomes[refused].Error!);
                 i = end;
@@ -58,6 +60,7 @@ public static class Applier
                 Fail(changes[i], e);
             }
             done.Add(changes[i]);
+            Trace('+', i, changes[i].Kind);
             try { applied?.Invoke(changes[i]); }
             catch (Exception e) { Fail(changes[i], e); }
             i++;
@@ -91,6 +94,7 @@ public static class Applier
                     refused = [.. run.Select(c => new Leftover(c, Reason(c, e)))];
                 }
                 failures.AddRange(refused);
+                Trace('-', i, $"rtnl*{run.Count}");
                 i = end;
                 continue;
             }
@@ -103,6 +107,7 @@ public static class Applier
             {
                 failures.Add(new Leftover(reversed[i], Reason(reversed[i], e)));
             }
+            Trace('-', i, reversed[i].Kind);
             i++;
         }
         failures.Reverse();
@@ -138,6 +143,12 @@ public static class Applier
         }
         problems.AddRange(Undo(host, remove).Select(l => $"could not remove {l}"));
         return problems;
+    }
+
+    /// <summary>With VIA_TRACE, one phase per change (or batch) applied or undone: "+3:veth" (the change at index 3).</summary>
+    private static void Trace(char sign, int index, string kind)
+    {
+        if (PhaseTrace.On) PhaseTrace.Mark($"{sign}{index}:{kind}");
     }
 
     /// <summary>Why, for a message that already names the change: the errno alone when the failed call is the undo command itself.</summary>

@@ -42,10 +42,15 @@ public sealed record HostView(
     /// This view with the marks of the nftables ruleset: read only where via chooses its mark mask
     /// (a new route, doctor), since listing the ruleset costs more than the rest of the view. Where
     /// the namespace has no nftables table at all (asked over nfnetlink, one dump), there is no
-    /// ruleset to list, and libnftables is not loaded.
+    /// ruleset to list, and libnftables is not loaded. via's own tables (inet via_t*) are not others'
+    /// marks (the nft and netcls ones set marks within via's own mask; the netns ones none): with only
+    /// those, a route made while another via route is up does not load it either.
     /// </summary>
     public HostView WithFirewallMarks() => this with
     {
-        FirewallMarks = Kernel.Nftables.NftablesTables.Any() == false ? [] : Mechanisms.FirewallMarks.Parse(Kernel.Nftables.NftablesRuleset.ListJson()),
+        FirewallMarks = Kernel.Nftables.NftablesTables.Any(ViasOwn) == false ? [] : Mechanisms.FirewallMarks.Parse(Kernel.Nftables.NftablesRuleset.ListJson()),
     };
+
+    private static bool ViasOwn(byte family, string table) =>
+        family == Kernel.Nftables.NftBatch.Inet && table.StartsWith(Changes.NftTable.Prefix + "t", StringComparison.Ordinal);
 }

@@ -20,8 +20,10 @@ namespace Via.Mechanisms;
 /// <param name="Source6">Likewise for IPv6.</param>
 /// <param name="Owner">Whose packets the route carries: its cgroup (the default), or a uid or gid, which
 /// only a mechanism that <see cref="IMechanism.MatchesOwners"/> is given.</param>
+/// <param name="Direct">The program's own addresses on IFACE's network (<c>--ip</c>), planned (prefixes and gateways
+/// decided); only for a mechanism that <see cref="IMechanism.AttachesDirectly"/>. Null: none asked.</param>
 public sealed record TagRequest(string RouteId, uint Mark, HostView Host, int DeviceIndex, string Cgroup, uint Table = 0, uint Priority = 0,
-    string Device = "", System.Net.IPAddress? Source4 = null, System.Net.IPAddress? Source6 = null, RouteOwner Owner = default);
+    string Device = "", System.Net.IPAddress? Source4 = null, System.Net.IPAddress? Source6 = null, RouteOwner Owner = default, DirectAttachment? Direct = null);
 
 /// <summary>Whether a mechanism can work on this host, and what it found (one line, for <c>doctor</c> and <c>--verbose</c>).</summary>
 public sealed record MechanismProbe(bool Usable, string Detail);
@@ -75,6 +77,10 @@ public interface IMechanism
     /// <summary>Whether it can carry a route whose owner is a uid or gid (<see cref="RouteOwner"/>), matching
     /// the packets of every socket of it, not only those of the route's cgroup. False: the planner refuses such a route.</summary>
     bool MatchesOwners => false;
+
+    /// <summary>Whether it can give the program addresses of its own on IFACE's network (<c>--ip</c>,
+    /// <see cref="TagRequest.Direct"/>): only a mechanism that puts the program in a network namespace of its own.</summary>
+    bool AttachesDirectly => false;
 
     /// <summary>Whether it can work here: cheap (files, kernel features), changes nothing. <c>auto</c> takes the first usable one.</summary>
     MechanismProbe Probe(HostView host);

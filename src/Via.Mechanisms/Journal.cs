@@ -51,7 +51,25 @@ public sealed record ActiveRoute(
 
     /// <summary>How many times a watcher put back what another program or the kernel had removed.</summary>
     public int Repairs { get; init; }
+
+    /// <summary>Processes that were already running when <c>via attach --pid</c> moved them into the
+    /// route's cgroup, with the cgroup each came from: <c>via detach</c> puts them back, and what is
+    /// left after a crash says whose they were.</summary>
+    public List<AttachedProcess> Attached { get; init; } = [];
+
+    /// <summary>Cgroups that are not via's (a systemd service's) whose processes <c>via attach --cgroup/--unit</c>
+    /// routes where they are, by the route's socket programs attached to them. The route lives while one exists.</summary>
+    public List<AttachedCgroup> AttachedCgroups { get; init; } = [];
 }
+
+/// <summary>A cgroup of someone else's that <c>via attach</c> routes as a whole; via never creates nor removes it.</summary>
+/// <param name="Path">Its path below the cgroup2 hierarchy's root ("/system.slice/x.service"): the same from every mount namespace.</param>
+/// <param name="Unit">The systemd unit it was asked for by (--unit), or null.</param>
+public sealed record AttachedCgroup(string Path, string? Unit);
+
+/// <summary>A running process moved into a route's cgroup by <c>via attach</c>.</summary>
+/// <param name="From">Its cgroup v2 path before, relative to the hierarchy's root ("/user.slice/..."), as /proc/PID/cgroup says.</param>
+public sealed record AttachedProcess(ProcessIdentity Process, string From);
 
 /// <summary>The states of a route's way out, as <c>via ls</c> shows them.</summary>
 public static class RouteHealth

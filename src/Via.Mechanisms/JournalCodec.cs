@@ -60,6 +60,31 @@ internal static class JournalCodec
                 w.WriteEndArray();
             }
             w.WriteEndObject();
+            if (r.Attached.Count > 0)
+            {
+                w.WriteStartArray("attached");
+                foreach (var a in r.Attached)
+                {
+                    w.WriteStartObject();
+                    w.WriteNumber("pid", a.Process.Pid);
+                    w.WriteNumber("start", a.Process.StartTime);
+                    w.WriteString("from", a.From);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            }
+            if (r.AttachedCgroups.Count > 0)
+            {
+                w.WriteStartArray("attachedCgroups");
+                foreach (var a in r.AttachedCgroups)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("path", a.Path);
+                    if (a.Unit is not null) w.WriteString("unit", a.Unit);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            }
             w.WriteStartArray("changes");
             foreach (var c in r.Changes) WriteChange(w, c);
             w.WriteEndArray();
@@ -106,6 +131,13 @@ internal static class JournalCodec
                 Waiting = Str(o, "waiting"),
                 Repairs = o.TryGetProperty("repairs", out var repairs) ? repairs.GetInt32() : 0,
                 Launch = o.TryGetProperty("launch", out var launch) ? ReadLaunch(launch) : LaunchAdditions.None,
+                Attached = o.TryGetProperty("attached", out var attached)
+                    ? [.. attached.EnumerateArray().Select(a => new AttachedProcess(
+                        new ProcessIdentity(a.GetProperty("pid").GetInt32(), a.GetProperty("start").GetUInt64()), a.GetProperty("from").GetString()!))]
+                    : [],
+                AttachedCgroups = o.TryGetProperty("attachedCgroups", out var cgroups)
+                    ? [.. cgroups.EnumerateArray().Select(a => new AttachedCgroup(a.GetProperty("path").GetString()!, Str(a, "unit")))]
+                    : [],
             };
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or NotSupportedException)

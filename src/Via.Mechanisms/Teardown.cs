@@ -37,6 +37,15 @@ public static class Teardown
     /// </summary>
     public static Membership Occupancy(ActiveRoute route, bool mayMount = false)
     {
+        // A cgroup of someone else's attached to the route (a service): the route lives until it is
+        // detached or the cgroup is removed (the service stopped), whether or not it has processes
+        // now (a service between two of its processes is still the service).
+        if (route.AttachedCgroups.Count > 0)
+        {
+            string? root = mayMount ? CgroupPaths.Root() : CgroupPaths.FindForReading();
+            if (root is null) return new Membership(false, $"no cgroup2 filesystem is mounted here to find its attached cgroups");
+            if (route.AttachedCgroups.Any(c => Directory.Exists(root + c.Path))) return new Membership(true, null);
+        }
         if (route.Cgroup is not { } recorded) return new Membership(false, null);
         string? path = CgroupPaths.TryResolve(recorded, mayMount);
         if (path is null) return new Membership(false, $"no cgroup2 filesystem is mounted here to read {recorded}");

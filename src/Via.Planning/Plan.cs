@@ -28,8 +28,12 @@ public static class Planner
     public const uint KillSwitchMetric = 4278198272;
 
     /// <param name="egressGuard">False only where the host refuses cgroup eBPF and the mechanism tags without it (see <see cref="IMechanism.NeedsCgroupBpf"/>).</param>
-    public static Plan Make(RouteRequest request, ResolvedRoute route, HostView host, IMechanism mechanism, RouteNumbers numbers, string routeId, bool egressGuard = true)
+    /// <param name="direct">--ip as planned (<see cref="DirectPlanner"/>), for a mechanism that <see cref="IMechanism.AttachesDirectly"/>.</param>
+    public static Plan Make(RouteRequest request, ResolvedRoute route, HostView host, IMechanism mechanism, RouteNumbers numbers, string routeId, bool egressGuard = true,
+        DirectAttachment? direct = null)
     {
+        if (direct is not null && !mechanism.AttachesDirectly)
+            throw new PlanException($"--ip needs --method netns: method {mechanism.Name} has no namespace of its own to give the program an address in");
         // Every route has a cgroup of its own, whatever tags its sockets: its programs start in it
         // (membership, lifetime, counters), and the egress guard on it is the backstop for every
         // packet the mark and the table do not decide (DESIGN.md point 11).
@@ -37,7 +41,7 @@ public static class Planner
             throw new PlanException($"method {mechanism.Name} routes only the programs via starts, not every socket of {request.Owner}; "
                 + $"use a method that matches packets by owner ({string.Join(", ", Registry.All.Where(m => m.MatchesOwners).Select(m => m.Name))})");
         string cgroup = RouteCgroups.PathOf(host, routeId);
-        var tag = Tagging(routeId, numbers.Mark, host, route, cgroup, request.Owner) with { Table = numbers.Table, Priority = numbers.Priority };
+        var tag = Tagging(routeId, numbers.Mark, host, route, cgroup, request.Owner) with { Table = numbers.Table, Priority = numbers.Priority, Direct = direct };
         var changes = new List<HostChange>(RouteCgroups.Create(host, cgroup));
         changes.AddRange(mechanism.Tag(tag));
         // The guard passes IFACE, or the link a mechanism gives the program in a network namespace of
@@ -66,7 +70,8 @@ public static class Planner
     /// <summary>The same, for a route re-resolved by its watcher (which knows its mechanism by name).</summary>
     public static string Key(string networkNamespace, string mechanism, ResolvedRoute r, RouteRequest request) =>
         string.Join('|', networkNamespace, mechanism, r.Link.Name, r.Gateway4, r.Source4, r.Gateway6, r.Source6, request.Table)
-        + (request.Owner.IsCgroup ? "" : "|" + request.Owner);
+        + (request.Owner.IsCgroup ? "" : "|" + request.Owner)
+        + (request.Direct is { } d ? "|" + d.Key : "");
 
     /// <summary>The route's name in via ls, via down and the journal: unique while it exists.</summary>
     public static string RouteId(RouteNumbers n) => $"t{n.Table}";

@@ -43,7 +43,9 @@ public static class RouteFollow
             route.RequestedGateway is { } g ? IPAddress.Parse(g) : null,
             route.RequestedSource is { } s ? IPAddress.Parse(s) : null,
             route.RequestedTable,
-            route.Owner);
+            route.Owner,
+            // --ip, from the change that made it: the route's key names its addresses.
+            route.Changes.OfType<Mechanisms.Netns.CreateMacvlan>().FirstOrDefault()?.Attachment);
 
         // The gateway is found again where a DHCP client or network manager puts it, never in the
         // route's own table: a stale default there would name the gateway IFACE had before.

@@ -73,6 +73,36 @@ public static unsafe class Cgroup2
         if (Libc.write(fd.Value, &zero, 1) < 0) throw Errno.Last("write 0 to", procs);
     }
 
+    /// <summary>Moves process <paramref name="pid"/> (all its threads) into the cgroup (echo PID &gt; PATH/cgroup.procs).</summary>
+    public static void Move(string path, int pid)
+    {
+        string procs = Path.Combine(path, "cgroup.procs");
+        using var fd = SafeFd.Open(procs, Libc.O_WRONLY);
+        byte[] text = Encoding.ASCII.GetBytes(pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        fixed (byte* p = text)
+            if (Libc.write(fd.Value, p, (nuint)text.Length) < 0) throw Errno.Last($"move pid {pid} into", procs);
+    }
+
+    /// <summary>The process's cgroup v2 path below the hierarchy's root ("/system.slice/x.service"), from
+    /// /proc/PID/cgroup's "0::" line; null when the process is gone or has none.</summary>
+    public static string? Of(int pid)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{pid}/cgroup"))
+                if (line.StartsWith("0::", StringComparison.Ordinal)) return line[3..];
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        return null;
+    }
+
+    /// <summary>The cgroup's type (cgroup.type: "domain", "threaded", "domain threaded", "domain invalid"); null for the root, which has none.</summary>
+    public static string? Type(string path)
+    {
+        string file = Path.Combine(path, "cgroup.type");
+        return File.Exists(file) ? File.ReadAllText(file).Trim() : null;
+    }
+
     /// <summary>
     /// Whether any process is in the cgroup or its descendants (cgroup.events "populated 1"); null
     /// when nothing exists at <paramref name="path"/>. Throws (IOException, InvalidDataException)

@@ -26,12 +26,18 @@ internal sealed class NetlinkMessageBuilder
 
     public NetlinkMessageBuilder Attr(ushort type, ReadOnlySpan<byte> payload)
     {
-        Span<byte> header = stackalloc byte[4];
-        BinaryPrimitives.WriteUInt16LittleEndian(header, (ushort)(4 + payload.Length));
-        BinaryPrimitives.WriteUInt16LittleEndian(header[2..], type);
-        Append(header);
+        Append(AttrHeader(type, payload.Length));
         Append(payload);
         return this;
+    }
+
+    /// <summary>struct nlattr { u16 nla_len; u16 nla_type; } of an attribute with <paramref name="payloadLength"/> bytes.</summary>
+    internal static byte[] AttrHeader(ushort type, int payloadLength)
+    {
+        var header = new byte[4];
+        BinaryPrimitives.WriteUInt16LittleEndian(header, (ushort)(4 + payloadLength));
+        BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(2), type);
+        return header;
     }
 
     public NetlinkMessageBuilder U32(ushort type, uint value)
@@ -66,6 +72,45 @@ internal sealed class NetlinkMessageBuilder
     }
 
     internal static int Align(int length) => (length + 3) & ~3;
+}
+
+/// <summary>Nested attributes: a payload of 4-byte aligned attributes (and a leading struct, for VETH_INFO_PEER).</summary>
+internal sealed class NetlinkAttributes
+{
+    private readonly List<byte> _bytes = [];
+
+    public byte[] Bytes => [.. _bytes];
+
+    public void Struct<T>(T value) where T : unmanaged => Append(MemoryMarshal.AsBytes(new ReadOnlySpan<T>(ref value)));
+
+    public void Attr(ushort type, ReadOnlySpan<byte> payload)
+    {
+        Append(NetlinkMessageBuilder.AttrHeader(type, payload.Length));
+        Append(payload);
+    }
+
+    public void String(ushort type, string value) => Attr(type, Encoding.UTF8.GetBytes(value + "\0"));
+
+    public void U32(ushort type, uint value)
+    {
+        Span<byte> b = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(b, value);
+        Attr(type, b);
+    }
+
+    /// <summary>A 32-bit value in network byte order (nf_tables' attributes are big-endian).</summary>
+    public void Be32(ushort type, uint value)
+    {
+        Span<byte> b = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32BigEndian(b, value);
+        Attr(type, b);
+    }
+
+    private void Append(ReadOnlySpan<byte> bytes)
+    {
+        _bytes.AddRange(bytes.ToArray());
+        for (int pad = NetlinkMessageBuilder.Align(bytes.Length) - bytes.Length; pad > 0; pad--) _bytes.Add(0);
+    }
 }
 
 /// <summary>A received netlink message: header, family struct and attributes.</summary>

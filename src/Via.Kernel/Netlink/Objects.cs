@@ -4,8 +4,11 @@ using System.Net.Sockets;
 namespace Via.Kernel.Netlink;
 
 /// <summary>A network interface (ip link).</summary>
-public sealed record Link(int Index, string Name, uint Flags)
+/// <param name="Type">Its ARPHRD_* hardware type (ifinfomsg.ifi_type): <see cref="ArphrdEther"/> for Ethernet
+/// (veth, bridges, Wi-Fi too), 65534 (ARPHRD_NONE) for WireGuard and tun; 0 where it was not read.</param>
+public sealed record Link(int Index, string Name, uint Flags, ushort Type = 0)
 {
+    public const ushort ArphrdEther = 1;
     public const uint IFF_UP = 0x1, IFF_LOOPBACK = 0x8, IFF_POINTOPOINT = 0x10, IFF_RUNNING = 0x40, IFF_LOWER_UP = 0x10000;
     public bool IsUp => (Flags & IFF_UP) != 0;
     public bool IsPointToPoint => (Flags & IFF_POINTOPOINT) != 0;

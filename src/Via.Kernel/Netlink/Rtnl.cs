@@ -70,7 +70,7 @@ public sealed unsafe partial class Rtnl : IDisposable, IRtnlBatcher
             if (m.Header.Type != Nl.RTM_NEWLINK) return;
             var info = m.Struct<IfInfoMsg>();
             var attrs = m.Attributes(sizeof(IfInfoMsg));
-            links.Add(new Link(info.Index, attrs.TryGetValue(Nl.IFLA_IFNAME, out var n) ? NetlinkMessage.Str(n) : $"if{info.Index}", info.Flags));
+            links.Add(new Link(info.Index, attrs.TryGetValue(Nl.IFLA_IFNAME, out var n) ? NetlinkMessage.Str(n) : $"if{info.Index}", info.Flags, info.Type));
         });
         return links;
     }

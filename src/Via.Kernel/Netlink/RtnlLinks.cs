@@ -12,14 +12,14 @@ public sealed unsafe partial class Rtnl
     /// </summary>
     public void AddVeth(string name, string peer, string alias, int index = 0, int peerNamespaceFd = -1, int peerIndex = 0)
     {
-        var nested = new AttributeWriter();
+        var nested = new NetlinkAttributes();
         nested.Struct(new IfInfoMsg { Index = index != 0 ? peerIndex : 0 });
         nested.String(Nl.IFLA_IFNAME, peer);
         nested.String(Nl.IFLA_IFALIAS, alias);
         if (peerNamespaceFd >= 0) nested.U32(Nl.IFLA_NET_NS_FD, (uint)peerNamespaceFd);
-        var data = new AttributeWriter();
+        var data = new NetlinkAttributes();
         data.Attr(Nl.VETH_INFO_PEER | Nl.NLA_F_NESTED, nested.Bytes);
-        var info = new AttributeWriter();
+        var info = new NetlinkAttributes();
         info.String(Nl.IFLA_INFO_KIND, "veth");
         info.Attr(Nl.IFLA_INFO_DATA | Nl.NLA_F_NESTED, data.Bytes);
         var b = new NetlinkMessageBuilder(Nl.RTM_NEWLINK, Nl.NLM_F_REQUEST | Nl.NLM_F_ACK | Nl.NLM_F_CREATE | Nl.NLM_F_EXCL)
@@ -62,39 +62,5 @@ public sealed unsafe partial class Rtnl
             .Address(Nl.IFA_ADDRESS, address)
             .U32(Nl.IFA_FLAGS, Nl.IFA_F_NODAD);
         Execute(new RtnlRequest(b, "ip addr add", $"{address}/{prefixLength} dev {index}", []));
-    }
-
-    /// <summary>Nested attributes: a payload of 4-byte aligned attributes (and a leading struct, for VETH_INFO_PEER).</summary>
-    private sealed class AttributeWriter
-    {
-        private readonly List<byte> _bytes = [];
-
-        public byte[] Bytes => [.. _bytes];
-
-        public void Struct<T>(T value) where T : unmanaged => Append(System.Runtime.InteropServices.MemoryMarshal.AsBytes(new ReadOnlySpan<T>(ref value)));
-
-        public void Attr(ushort type, ReadOnlySpan<byte> payload)
-        {
-            Span<byte> header = stackalloc byte[4];
-            System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(header, (ushort)(4 + payload.Length));
-            System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(header[2..], type);
-            Append(header);
-            Append(payload);
-        }
-
-        public void String(ushort type, string value) => Attr(type, System.Text.Encoding.UTF8.GetBytes(value + "\0"));
-
-        public void U32(ushort type, uint value)
-        {
-            Span<byte> b = stackalloc byte[4];
-            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(b, value);
-            Attr(type, b);
-        }
-
-        private void Append(ReadOnlySpan<byte> bytes)
-        {
-            _bytes.AddRange(bytes.ToArray());
-            for (int pad = NetlinkMessageBuilder.Align(bytes.Length) - bytes.Length; pad > 0; pad--) _bytes.Add(0);
-        }
     }
 }

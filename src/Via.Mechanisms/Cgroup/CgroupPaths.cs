@@ -61,8 +61,26 @@ public static class CgroupPaths
         if (Directory.Exists(recorded)) return recorded;
         string marker = "/" + RouteCgroups.Subtree + "/";
         int at = recorded.LastIndexOf(marker, StringComparison.Ordinal);
-        if (at < 0) return recorded;
+        // Not via's: a cgroup of someone else's (via attach --cgroup), recorded under a cgroup2 mount of another mount namespace.
+        string? below = at >= 0 ? recorded[at..] : Below(recorded);
+        if (below is null) return recorded;
         string? root = mayMount ? Root() : FindForReading();
-        return root is null ? null : root + recorded[at..];
+        return root is null ? null : root + below;
+    }
+
+    /// <summary>
+    /// The path below the hierarchy's root ("/system.slice/x.service") of a cgroup directory named
+    /// under a cgroup2 mount of this or another mount namespace (the host's /sys/fs/cgroup[/unified],
+    /// via's private mount): the same cgroup wherever it is seen from. Null for any other path.
+    /// </summary>
+    public static string? Below(string path)
+    {
+        foreach (var mount in (string?[])[Find(), RouteCgroups.PrivateMount, "/sys/fs/cgroup/unified", "/sys/fs/cgroup"])
+        {
+            if (mount is null) continue;
+            if (path == mount) return "/";
+            if (path.StartsWith(mount + "/", StringComparison.Ordinal)) return path[mount.Length..];
+        }
+        return null;
     }
 }

@@ -41,12 +41,13 @@ public sealed record NftTable(string Name, string Body) : HostChange
 
     public override bool Undo(Host host) => host.InNetwork(() => Delete(Name));
 
-    /// <summary>Deletes the table if it is there (one transaction, 'add' first: never an error if
-    /// another via, gc or the reaper, removed it meanwhile); true if it was there.</summary>
+    /// <summary>Deletes the table if it is there (one nfnetlink transaction, 'add' first: never an
+    /// error if another via, gc or the reaper, removed it meanwhile); true if it was there. Over
+    /// nfnetlink itself, so that gc and undo need no libnftables.</summary>
     public static bool Delete(string name)
     {
-        bool was = Nftables.Tables(Family).Contains(name);
-        Nftables.Run($"add table {Family} {name}\ndelete table {Family} {name}\n", $"table {Family} {name}");
+        bool was = NftablesTables.Names(NftBatch.Inet)?.Contains(name) ?? true;
+        new NftBatch().AddTable(name).DeleteTable(name).Commit($"nft delete table {Family} {name}");
         return was;
     }
 
@@ -58,9 +59,9 @@ public sealed record NftTable(string Name, string Body) : HostChange
     /// </summary>
     public static IEnumerable<Collector.Removal> Sweep(IReadOnlyList<ActiveRoute> known, bool dryRun)
     {
-        if (!Journal.OwnsCgroupSubtree || !Nftables.Available) yield break;
+        if (!Journal.OwnsCgroupSubtree || NftablesTables.Names(NftBatch.Inet) is not { } tables) yield break;
         var ids = known.Select(r => Of(r.Id)).ToHashSet(StringComparer.Ordinal);
-        foreach (string table in Nftables.Tables(Family))
+        foreach (string table in tables)
         {
             if (!table.StartsWith(Prefix + "t", StringComparison.Ordinal) || ids.Contains(table)) continue;
             var failures = new List<string>();

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using Via.Kernel;
 using Via.Kernel.Netlink;
+using Via.Kernel.Nftables;
 using Via.Mechanisms.Changes;
 
 namespace Via.Mechanisms.Netns;
@@ -30,10 +31,18 @@ public sealed record CreateNetworkNamespace(string Path) : HostChange
 
 /// <summary>
 /// The veth pair between the host and the route's namespace, with its addresses and routes:
-/// <c>ip link add via-tN type veth peer name via0 netns NS index 86</c>, addresses on both ends
-/// (IPv6 without DAD, so usable at once), the namespace's default routes through the host end, and
-/// forwarding on the host end (ours: it goes with the link). Undone by deleting the host end (the
-/// namespace end, its addresses and routes go with it).
+/// <c>ip -n NS link add via0 index 86 type veth peer name via-tN netns HOST</c>, addresses on both
+/// ends (IPv6 without DAD, so usable at once), the namespace's default routes through the host end,
+/// and forwarding on the host end (ours: it goes with the link).
+/// <para>Made from inside the namespace: via0 is the first end, so the kernel gives it the index asked
+/// for (a new namespace has it free: no move, no RCU wait), and the host end, its peer, gets one the
+/// kernel picks in via's namespace.</para>
+/// <para>Undone by the namespace: <see cref="CreateNetworkNamespace"/>, undone after this, lets the
+/// kernel destroy the namespace and the pair with it, asynchronously (cleanup_net), where deleting
+/// the host end here would wait for RCU (unregister_netdevice: synchronize_net and rcu_barrier,
+/// 15-30 ms here). Until then the host end forwards nothing: its forwarding goes off here, so that a
+/// namespace something else still holds (a socket passed out of it) cannot reach the main table
+/// once the route's rules are gone. 'via gc' deletes a host end no journal names.</para>
 /// </summary>
 public sealed record CreateVethPair(string RouteId, uint Table, bool Ipv6) : HostChange
 {
@@ -44,12 +53,15 @@ public sealed record CreateVethPair(string RouteId, uint Table, bool Ipv6) : Hos
     public override string Kind => Codec.Kind;
 
     public override string Command =>
-        $"ip link add {A.HostName} index {Table} type veth peer name {NetnsAddressing.PeerName} netns {A.NamespacePath} index {NetnsAddressing.PeerIndex}"
+        $"ip -n {A.NamespacePath} link add {NetnsAddressing.PeerName} index {NetnsAddressing.PeerIndex} type veth peer name {A.HostName} netns 1"
         + $"; ip addr add {A.Host4}/30 dev {A.HostName}; ip -n NS addr add {A.Peer4}/30 dev {NetnsAddressing.PeerName}; ip -n NS route add default via {A.Host4}"
         + (Ipv6 ? $"; ip addr add {A.Host6}/64 dev {A.HostName} nodad; ip -n NS addr add {A.Peer6}/64 dev {NetnsAddressing.PeerName} nodad; ip -n NS -6 route add default via {A.Host6}" : "")
-        + $"; sysctl net.ipv4.conf.{A.HostName}.forwarding=1" + (Ipv6 ? $" net.ipv6.conf.{A.HostName}.force_forwarding=1" : "");
+        + $"; {ForwardingCommand(1)}";
 
-    public override string UndoCommand => $"ip link del {A.HostName}";
+    public override string UndoCommand => $"{ForwardingCommand(0)}  # the pair goes with the namespace";
+
+    private string ForwardingCommand(int value) =>
+        $"sysctl net.ipv4.conf.{A.HostName}.forwarding={value}" + (Ipv6 ? $" net.ipv6.conf.{A.HostName}.force_forwarding={value}" : "");
 
     public override void Write(Utf8JsonWriter w)
     {
@@ -61,47 +73,51 @@ public sealed record CreateVethPair(string RouteId, uint Table, bool Ipv6) : Hos
     public override void Apply(Host host)
     {
         var a = A;
-        // The peer is born in the namespace at the index the egress guard names. The kernel takes a
-        // peer's index only with the first end's (veth_newlink): the host end asks for the table's
-        // number. Where that index is taken, both ends are made here, the peer under a name of via's,
-        // and the peer is moved in (Rtnl.MoveLink: about 25 ms more, the move waits for RCU).
-        // Killed between the two, the pair is here under via's names; deleting the host end deletes both.
-        int index = (int)Table;
-        using (var ns = SafeFd.Open(a.NamespacePath, 0))
+        using (var home = SafeFd.Open("/proc/thread-self/ns/net", 0))
         {
-            try
+            Namespaces.InNetwork(a.NamespacePath, () =>
             {
-                host.Rtnl.AddVeth(a.HostName, NetnsAddressing.PeerName, $"via {RouteId}", index, ns.Value, NetnsAddressing.PeerIndex);
-            }
-            catch (KernelException e) when (e.ErrorCode is Errno.EBUSY or Errno.EEXIST)
-            {
-                string peer = a.HostName + "p";
-                host.Rtnl.AddVeth(a.HostName, peer, $"via {RouteId}");
-                var links = host.Rtnl.Links();
-                index = links.FirstOrDefault(l => l.Name == a.HostName)?.Index ?? throw new InvalidOperationException($"the veth {a.HostName} just made is not there");
-                int peerIndex = links.FirstOrDefault(l => l.Name == peer)?.Index ?? throw new InvalidOperationException($"the veth {peer} just made is not there");
-                host.Rtnl.MoveLink(peerIndex, ns.Value, NetnsAddressing.PeerIndex, NetnsAddressing.PeerName);
-            }
+                using var inside = Rtnl.Open();
+                try
+                {
+                    inside.AddVeth(NetnsAddressing.PeerName, a.HostName, $"via {RouteId}", NetnsAddressing.PeerIndex, home.Value);
+                }
+                catch (KernelException e) when (e.ErrorCode == Errno.EEXIST)
+                {
+                    // The pair of an earlier route on this table, whose namespace the kernel is still
+                    // destroying (or that a crash left): ours by its name, under via's lock.
+                    host.Rtnl.DeleteLink(a.HostName);
+                    inside.AddVeth(NetnsAddressing.PeerName, a.HostName, $"via {RouteId}", NetnsAddressing.PeerIndex, home.Value);
+                }
+                inside.SetUp(1); // lo
+                inside.AddAddress(NetnsAddressing.PeerIndex, a.Peer4, 30);
+                if (Ipv6) inside.AddAddress(NetnsAddressing.PeerIndex, a.Peer6, 64);
+                inside.SetUp(NetnsAddressing.PeerIndex);
+                inside.Add(new Route(AddressFamily.InterNetwork, 254, Gateway: a.Host4, OutputLink: NetnsAddressing.PeerIndex));
+                if (Ipv6) inside.Add(new Route(AddressFamily.InterNetworkV6, 254, Gateway: a.Host6, OutputLink: NetnsAddressing.PeerIndex));
+                return 0;
+            });
         }
+        int index = host.Rtnl.Links().FirstOrDefault(l => l.Name == a.HostName)?.Index
+            ?? throw new InvalidOperationException($"the veth {a.HostName} just made is not in via's namespace");
         host.Rtnl.AddAddress(index, a.Host4, 30);
         if (Ipv6) host.Rtnl.AddAddress(index, a.Host6, 64);
-        Sysctl.Write($"net/ipv4/conf/{a.HostName}/forwarding", "1");
-        if (Ipv6) Sysctl.Write($"net/ipv6/conf/{a.HostName}/force_forwarding", "1");
+        Forwarding("1");
         host.Rtnl.SetUp(index);
-        Namespaces.InNetwork(a.NamespacePath, () =>
-        {
-            using var inside = Rtnl.Open();
-            inside.SetUp(1); // lo
-            inside.AddAddress(NetnsAddressing.PeerIndex, a.Peer4, 30);
-            if (Ipv6) inside.AddAddress(NetnsAddressing.PeerIndex, a.Peer6, 64);
-            inside.SetUp(NetnsAddressing.PeerIndex);
-            inside.Add(new Route(AddressFamily.InterNetwork, 254, Gateway: a.Host4, OutputLink: NetnsAddressing.PeerIndex));
-            if (Ipv6) inside.Add(new Route(AddressFamily.InterNetworkV6, 254, Gateway: a.Host6, OutputLink: NetnsAddressing.PeerIndex));
-            return 0;
-        });
     }
 
-    public override bool Undo(Host host) => host.Rtnl.DeleteLink(A.HostName);
+    public override bool Undo(Host host)
+    {
+        if (!Directory.Exists(Sysctl.Path($"net/ipv4/conf/{A.HostName}"))) return false; // gone already
+        Forwarding("0");
+        return true;
+    }
+
+    private void Forwarding(string value)
+    {
+        Sysctl.Write($"net/ipv4/conf/{A.HostName}/forwarding", value);
+        if (Ipv6) Sysctl.Write($"net/ipv6/conf/{A.HostName}/force_forwarding", value);
+    }
 }
 
 /// <summary>
@@ -156,6 +172,90 @@ public sealed record InterfaceForwarding(string RouteId, string Device, string I
     /// <summary>The forwarding changes of other routes' journals on <paramref name="device"/>.</summary>
     public static IEnumerable<InterfaceForwarding> Others(string routeId, string device) =>
         Journal.ReadAll().Where(j => j.Route.Id != routeId).SelectMany(j => j.Route.Changes.OfType<InterfaceForwarding>()).Where(f => f.Device == device);
+}
+
+/// <summary>
+/// The netns mechanism's nftables table for one route (<c>table inet via_ROUTE</c>, swept by gc as every via
+/// table: <see cref="Changes.NftTable.Sweep"/>), made in one transaction and deleted whole, over nfnetlink itself (<see cref="NftBatch"/>: libnftables cost a route 25-45 ms,
+/// the kernel 1-9 ms). The forward chain: from the veth (<paramref name="HostName"/>), only out of
+/// IFACE (<paramref name="Device"/>); where IFACE did not forward before (<paramref name="Guard4"/>,
+/// <paramref name="Guard6"/>), only the replies of the namespace's connections come in from IFACE and
+/// go on to a veth of via's. The postrouting chain: the namespace's addresses masqueraded to IFACE's.
+/// </summary>
+/// <param name="Peer6">The namespace's IPv6 address; null when IPv6 is not forwarded for the route.</param>
+public sealed record NetnsTable(string Name, string HostName, string Device, IPAddress Peer4, IPAddress? Peer6, bool Guard4, bool Guard6) : HostChange
+{
+    public static readonly ChangeCodec Codec = new("netns-nft-table", c => new NetnsTable(JsonFields.Need(c, "name"), JsonFields.Need(c, "host"), JsonFields.Need(c, "device"),
+        JsonFields.Ip(c, "peer4") ?? throw new InvalidDataException("netns-nft-table without peer4"), JsonFields.Ip(c, "peer6"),
+        c.GetProperty("guard4").GetBoolean(), c.GetProperty("guard6").GetBoolean()));
+
+    private const string Filter = "forward", Nat = "postrouting";
+
+    public override string Kind => Codec.Kind;
+
+    public override string Command => $"nft '{Definition}'";
+
+    public override string UndoCommand => $"nft delete table inet {Name}";
+
+    /// <summary>The table in nft's language (what <see cref="Apply"/> sends, as nft would list it).</summary>
+    public string Definition
+    {
+        get
+        {
+            string veths = NetnsAddressing.HostPrefix + "*";
+            var forward = new List<string> { $"iifname \"{HostName}\" oifname != \"{Device}\" drop" };
+            if (Guard4) forward.Add($"meta nfproto ipv4 iifname \"{Device}\" oifname != \"{veths}\" drop; meta nfproto ipv4 iifname \"{Device}\" ct direction original drop");
+            if (Guard6) forward.Add($"meta nfproto ipv6 iifname \"{Device}\" oifname != \"{veths}\" drop; meta nfproto ipv6 iifname \"{Device}\" ct direction original drop");
+            var nat = new List<string> { $"oifname \"{Device}\" ip saddr {Peer4} masquerade" };
+            if (Peer6 is not null) nat.Add($"oifname \"{Device}\" ip6 saddr {Peer6} masquerade");
+            return $"table inet {Name} {{ chain {Filter} {{ type filter hook forward priority filter - 5; policy accept; {string.Join("; ", forward)}; }}; "
+                + $"chain {Nat} {{ type nat hook postrouting priority srcnat; policy accept; {string.Join("; ", nat)}; }}; }}";
+        }
+    }
+
+    public override void Write(Utf8JsonWriter w)
+    {
+        w.WriteString("name", Name);
+        w.WriteString("host", HostName);
+        w.WriteString("device", Device);
+        JsonFields.Address(w, "peer4", Peer4);
+        JsonFields.Address(w, "peer6", Peer6);
+        w.WriteBoolean("guard4", Guard4);
+        w.WriteBoolean("guard6", Guard6);
+    }
+
+    // 'add' then 'delete' first: a table of that name left by a crash is replaced, not merged into.
+    public override void Apply(Host host)
+    {
+        var b = new NftBatch().AddTable(Name).DeleteTable(Name).AddTable(Name)
+            .AddBaseChain(Name, Filter, "filter", NftHook.Forward, -5)
+            .AddBaseChain(Name, Nat, "nat", NftHook.Postrouting, 100); // srcnat
+        var iif = NftExpr.Meta(NftMetaKey.InputInterfaceName);
+        var oif = NftExpr.Meta(NftMetaKey.OutputInterfaceName);
+        byte[] veth = NftExpr.InterfaceName(HostName), device = NftExpr.InterfaceName(Device), veths = NftExpr.InterfaceName(NetnsAddressing.HostPrefix + "*");
+        b.AddRule(Name, Filter, iif, NftExpr.Equal(veth), oif, NftExpr.NotEqual(device), NftExpr.Drop());
+        foreach (var (guard, family) in new[] { (Guard4, Ipv4), (Guard6, Ipv6) })
+        {
+            if (!guard) continue;
+            var nfproto = NftExpr.Meta(NftMetaKey.NetfilterProtocol);
+            b.AddRule(Name, Filter, nfproto, NftExpr.Equal([family]), iif, NftExpr.Equal(device), oif, NftExpr.NotEqual(veths), NftExpr.Drop());
+            b.AddRule(Name, Filter, nfproto, NftExpr.Equal([family]), iif, NftExpr.Equal(device), NftExpr.CtDirection(), NftExpr.Equal([0]), NftExpr.Drop()); // IP_CT_DIR_ORIGINAL
+        }
+        // ip saddr: 4 bytes at 12 of the IPv4 header; ip6 saddr: 16 at 8 of the IPv6 header
+        b.AddRule(Name, Nat, oif, NftExpr.Equal(device), NftExpr.Meta(NftMetaKey.NetfilterProtocol), NftExpr.Equal([Ipv4]),
+            NftExpr.NetworkHeader(12, 4), NftExpr.Equal(NftExpr.Address(Peer4)), NftExpr.Masquerade());
+        if (Peer6 is not null)
+            b.AddRule(Name, Nat, oif, NftExpr.Equal(device), NftExpr.Meta(NftMetaKey.NetfilterProtocol), NftExpr.Equal([Ipv6]),
+                NftExpr.NetworkHeader(8, 16), NftExpr.Equal(NftExpr.Address(Peer6)), NftExpr.Masquerade());
+        b.Commit($"nft table inet {Name}");
+    }
+
+    public override bool Undo(Host host) => Delete(Name);
+
+    /// <summary><c>nft delete table inet NAME</c>, also when there is none ('add' first, in the same transaction).</summary>
+    public static bool Delete(string name) => new NftBatch().AddTable(name).DeleteTable(name).Commit($"nft delete table inet {name}");
+
+    private const byte Ipv4 = 2, Ipv6 = 10; // NFPROTO_IPV4, NFPROTO_IPV6
 }
 
 /// <summary>

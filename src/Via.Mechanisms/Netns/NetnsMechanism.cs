@@ -1,5 +1,5 @@
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
+using Via.Kernel.Processes;
 using Via.Kernel;
 using Via.Kernel.Netlink;
 using Via.Mechanisms.Changes;
@@ -23,13 +23,16 @@ namespace Via.Mechanisms.Netns;
 /// namespace gets no IPv6 route (fails closed).</item>
 /// <item>The program's own sockets live in the namespace, where IFACE does not exist: the engine's
 /// egress guard on the route's cgroup passes the namespace's end of the veth (and lo).</item>
+/// <item>With <c>--ip</c> (<see cref="TagRequest.Direct"/>), none of the above but the namespace: a
+/// macvlan on IFACE takes the veth's place and name (<see cref="CreateMacvlan"/>), with the program's
+/// own addresses on IFACE's network and no NAT.</item>
 /// </list>
 /// </summary>
 public sealed class NetnsMechanism : IMechanism
 {
     public string Name => "netns";
 
-    public string Summary => "the program in a network namespace of its own, linked by a veth pair and forwarded out of IFACE with NAT to its address";
+    public string Summary => "the program in a network namespace of its own, linked by a veth pair and forwarded out of IFACE with NAT to its address; with --ip, on a macvlan of IFACE with an address of its own";
 
     /// <summary>No: the program's packets get IFACE's address by NAT (masquerade) in via's nft table.</summary>
     public bool TagsAtCreation => false;
@@ -41,11 +44,14 @@ public sealed class NetnsMechanism : IMechanism
     public MechanismProbe Probe(HostView host)
     {
         if (!File.Exists("/proc/self/ns/net")) return new MechanismProbe(false, "this kernel has no network namespaces (CONFIG_NET_NS)");
-        if (!NativeLibrary.TryLoad("libnftables.so.1", out nint lib))
-            return new MechanismProbe(false, "libnftables.so.1 is missing (the NAT is made through it): apt install libnftables1");
-        NativeLibrary.Free(lib);
+        // nf_tables, asked over nfnetlink (no tables is an answer; null is none): needs CAP_NET_ADMIN, so only root's probe can tell.
+        if (Exec.IsRoot && Kernel.Nftables.NftablesTables.Any() is null)
+            return new MechanismProbe(false, "nftables (nf_tables) is not available in this kernel; the NAT is made with it");
         return new MechanismProbe(true, $"network namespaces, veth, nftables NAT; IPv6 {(Ipv6Forwardable("lo") ? "forwarded per interface (force_forwarding)" : "not forwarded (no force_forwarding before Linux 6.17): unreachable in the namespace")}");
     }
+
+    /// <summary>Yes: <c>--ip</c> gives the namespace a macvlan on IFACE instead of the veth pair (<see cref="CreateMacvlan"/>).</summary>
+    public bool AttachesDirectly => true;
 
     public (int Index, string Name)? GuardDevice(TagRequest request) => (NetnsAddressing.PeerIndex, NetnsAddressing.PeerName);
 
@@ -54,6 +60,9 @@ public sealed class NetnsMechanism : IMechanism
         var a = new NetnsAddressing(request.RouteId, request.Table);
         string device = request.Host.Links.FirstOrDefault(l => l.Index == request.DeviceIndex)?.Name
             ?? throw new InvalidOperationException($"interface index {request.DeviceIndex} is not on the host");
+        // --ip: the namespace and a macvlan on IFACE, nothing on the host's side (no veth, no NAT, no forwarding).
+        if (request.Direct is { } direct)
+            return [new CreateNetworkNamespace(a.NamespacePath), new CreateMacvlan(request.RouteId, device, direct)];
         bool ipv6 = Ipv6Forwardable(device);
         // The values from before the first netns route on IFACE: a later route inherits them from the
         // journals (under via's lock), so that the last one to leave restores what the host had.
@@ -62,17 +71,9 @@ public sealed class NetnsMechanism : IMechanism
         string? v6Before = !ipv6 ? null : earlier?.Ipv6Before ?? Sysctl.Read($"net/ipv6/conf/{device}/force_forwarding") ?? "0";
         bool v6Global = Sysctl.Read("net/ipv6/conf/all/forwarding") == "1";
 
-        // The forward chain: from the veth, only out of IFACE. Where IFACE did not forward before,
-        // only the replies of the namespace's connections come in from IFACE and go on to a veth of via's.
-        var forward = new List<string> { $"iifname \"{a.HostName}\" oifname != \"{device}\" drop" };
-        if (v4Before == "0")
-            forward.Add($"meta nfproto ipv4 iifname \"{device}\" oifname != \"{NetnsAddressing.HostPrefix}*\" drop; meta nfproto ipv4 iifname \"{device}\" ct direction original drop");
-        if (ipv6 && v6Before == "0" && !v6Global)
-            forward.Add($"meta nfproto ipv6 iifname \"{device}\" oifname != \"{NetnsAddressing.HostPrefix}*\" drop; meta nfproto ipv6 iifname \"{device}\" ct direction original drop");
-        var nat = new List<string> { $"oifname \"{device}\" ip saddr {a.Peer4} masquerade" };
-        if (ipv6) nat.Add($"oifname \"{device}\" ip6 saddr {a.Peer6} masquerade");
-        string body = $"chain forward {{ type filter hook forward priority filter - 5; policy accept; {string.Join("; ", forward)}; }}; "
-            + $"chain postrouting {{ type nat hook postrouting priority srcnat; policy accept; {string.Join("; ", nat)}; }};";
+        // The forward chain (NetnsTable): from the veth, only out of IFACE. Where IFACE did not forward
+        // before, only the replies of the namespace's connections come in from IFACE and go on to a veth of via's.
+        var firewall = new NetnsTable(a.TableName, a.HostName, device, a.Peer4, ipv6 ? a.Peer6 : null, Guard4: v4Before == "0", Guard6: ipv6 && v6Before == "0" && !v6Global);
 
         const byte proto = 86; // Planner.Protocol (Planning sits above Mechanisms)
         var rules = new List<HostChange>
@@ -87,7 +88,7 @@ public sealed class NetnsMechanism : IMechanism
         [
             new CreateNetworkNamespace(a.NamespacePath),
             // Before anything can be forwarded: the guard and the NAT, then the pair, then forwarding on IFACE.
-            new NftTable(a.TableName, body),
+            firewall,
             .. rules,
             new CreateVethPair(request.RouteId, request.Table, ipv6),
             new InterfaceForwarding(request.RouteId, device, v4Before, v6Before),
@@ -97,12 +98,12 @@ public sealed class NetnsMechanism : IMechanism
     public LaunchAdditions Launch(TagRequest request) =>
         new(new Dictionary<string, string>(), NetworkNamespace: new NetnsAddressing(request.RouteId, request.Table).NamespacePath);
 
-    public IReadOnlyList<ChangeCodec> ChangeKinds => [CreateNetworkNamespace.Codec, CreateVethPair.Codec, InterfaceForwarding.Codec, ForwardRule.Codec];
+    public IReadOnlyList<ChangeCodec> ChangeKinds => [CreateNetworkNamespace.Codec, CreateVethPair.Codec, InterfaceForwarding.Codec, NetnsTable.Codec, ForwardRule.Codec, CreateMacvlan.Codec];
 
     /// <summary>
     /// Namespaces under via's state directory and veths named via-t* that no journal names (a wiped
     /// state directory): removed. A veth of a route of another state directory is not ours to judge
-    /// unless this is the default one. (Its nft tables: <see cref="NftTable.Sweep"/>, as every via table.)
+    /// unless this is the default one. (Its nft tables: <see cref="Changes.NftTable.Sweep"/>, as every via table.)
     /// </summary>
     public IEnumerable<Collector.Removal> Sweep(IReadOnlyList<ActiveRoute> known, bool dryRun)
     {

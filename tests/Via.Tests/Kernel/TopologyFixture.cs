@@ -25,12 +25,13 @@ public class ClassState : IDisposable
     /// NetnsContract 23750, NftContract 23800, NetclsContract 23850. Of 23000-23999 the mechanisms'
     /// own classes (below) and the rows take: 23300-23549 and 23600-23899 (23550-23599 is free).
     /// </summary>
-    private static readonly Dictionary<string, string> Tables = new()
+    internal static readonly Dictionary<string, string> Tables = new()
     {
         ["FollowTests"] = "22600-22699",
         ["CoexistTests"] = "22700-22799",
         ["FailClosedTests"] = "22900-22989",
         ["AntiEscapeTests"] = "24000-24099",
+        ["AttachTests"] = "25500-25599",
         ["BadInputTests"] = "24100-24199",
         ["ConfigurationTests"] = "24200-24299",
         ["CrashTests"] = "24300-24399",
@@ -44,6 +45,7 @@ public class ClassState : IDisposable
         ["KillSwitchTests"] = "25100-25199",
         ["LifecycleTests"] = "25200-25299",
         ["SharingTests"] = "25300-25399",
+        ["NetnsMacvlanTests"] = "25400-25449",
         // These two name their state directory and config themselves (VIA_STATE_DIR, VIA_CONFIG in each call).
         ["SeccompTests"] = "23300-23349",
         ["PreloadTests"] = "23400-23449",

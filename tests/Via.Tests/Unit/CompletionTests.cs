@@ -306,7 +306,7 @@ public sealed class CompletionTests : IDisposable
     public void A_new_command_appears_with_no_change_to_the_generators()
     {
         var root = Program.BuildRoot();
-        root.Subcommands.Add(new Command("attach", "Attach a running process to a route.")
+        root.Subcommands.Add(new Command("bridge", "Bridge a route to another.")
         {
             new Option<string>("--peer") { Description = "The peer's interface.", CompletionSources = { ValueKind.Interface.Complete } },
             new Option<bool>("--quiet", "-q") { Description = "Say nothing." },
@@ -317,18 +317,29 @@ public sealed class CompletionTests : IDisposable
         string bash = BashScript.Generate(tree), zsh = ZshScript.Generate(tree), fish = FishScript.Generate(tree);
         foreach (var text in new[] { bash, zsh, fish, Via.Cli.Commands.Man.ManPage.Generate(tree).Replace("\\-", "-") })
         {
-            Assert.Contains("attach", text);
+            Assert.Contains("bridge", text);
             Assert.Contains("peer", text);
             Assert.DoesNotContain("__secret", text);
             Assert.DoesNotContain("hidden", text);
         }
         string script = Save("bash", bash);
-        Assert.Contains("attach", Bash(["via", "a"], script: script));
-        Assert.Equal(["--peer"], Bash(["via", "attach", "--p"], script: script));
-        Assert.Contains("lo", Bash(["via", "attach", "--peer", ""], script: script));
-        Assert.Contains("--quiet", Bash(["via", "attach", "-q", ""], script: script));
+        Assert.Contains("bridge", Bash(["via", "b"], script: script));
+        Assert.Equal(["--peer"], Bash(["via", "bridge", "--p"], script: script));
+        Assert.Contains("lo", Bash(["via", "bridge", "--peer", ""], script: script));
+        Assert.Contains("--quiet", Bash(["via", "bridge", "-q", ""], script: script));
         Assert.Equal(0, Shells.Run("zsh", ["-n", Save("zsh", zsh)]).ExitCode);
         Assert.Equal(0, Shells.Run("fish", ["--no-config", "--no-execute", Save("fish", fish)]).ExitCode);
+    }
+
+    [Fact]
+    public void Attach_says_what_its_options_take()
+    {
+        var attach = CommandNode.Walk(Program.BuildRoot()).Subcommands.Single(c => c.Name == "attach");
+        ValueKind.Sort Of(string name) => attach.Options.Single(o => o.Names.Contains(name)).Value.Kind;
+        Assert.Equal(ValueKind.Sort.Interface, Of("--dev"));
+        Assert.Equal(ValueKind.Sort.File, Of("--cgroup"));
+        Assert.Equal(ValueKind.Sort.Free, Of("--pid"));
+        Assert.Equal(ValueKind.Sort.Words, Of("--method"));
     }
 
     [Fact]

@@ -25,7 +25,11 @@ public sealed class JournalCodecTests
             new AddRule(new Rule(AddressFamily.InterNetwork, 12000, 22000, Mark: 0x10000, MarkMask: 0xff0000, Protocol: 86)),
             new AddRule(new Rule(AddressFamily.InterNetworkV6, 12000, 22000, Source: IPAddress.Parse("2001:db8:2::2"), SourceLength: 128, Protocol: 86)),
             new AddRule(new Rule(AddressFamily.InterNetwork, 12001, 0, RuleAction.Unreachable)),
-        ]);
+        ])
+    {
+        Attached = [new(new(4242, 777), "/user.slice/session-3.scope")],
+        AttachedCgroups = [new("/system.slice/syncthing.service", "syncthing.service"), new("/my.slice/job", null)],
+    };
 
     [Fact]
     public void Every_field_and_change_survives_a_round_trip()
@@ -35,8 +39,13 @@ public sealed class JournalCodecTests
         // Records compare lists by reference: compare the scalars with the same lists, then the lists.
         List<Via.Kernel.Processes.ProcessIdentity> users = [];
         List<HostChange> changes = [];
-        Assert.Equal(route with { Users = users, Changes = changes, Launch = LaunchAdditions.None }, back with { Users = users, Changes = changes, Launch = LaunchAdditions.None });
+        List<AttachedProcess> attached = [];
+        List<AttachedCgroup> cgroups = [];
+        Assert.Equal(route with { Users = users, Changes = changes, Launch = LaunchAdditions.None, Attached = attached, AttachedCgroups = cgroups },
+            back with { Users = users, Changes = changes, Launch = LaunchAdditions.None, Attached = attached, AttachedCgroups = cgroups });
         Assert.Equal(route.Users, back.Users);
+        Assert.Equal(route.Attached, back.Attached);
+        Assert.Equal(route.AttachedCgroups, back.AttachedCgroups);
         Assert.Equal(route.Changes, back.Changes);
         Assert.Equal(route.Changes.Select(c => c.Command), back.Changes.Select(c => c.Command));
     }

@@ -61,6 +61,30 @@ public sealed class MechanismChoiceTests
         Assert.Contains("no mechanism can tag /usr/bin/curl on this host: unusable: kernel too old", none.Message);
     }
 
+    [Fact]
+    public void With_ip_auto_takes_a_mechanism_that_attaches_directly_and_another_named_one_is_refused()
+    {
+        IReadOnlyList<IMechanism> candidates = [Registry.Find("cgroup")!, new Attaching()];
+        Assert.Equal("attaching", MechanismChoice.Choose(MechanismChoice.Auto, Host(), Dynamic, candidates, direct: true).Mechanism.Name);
+        Assert.Equal("attaching", MechanismChoice.Choose("attaching", Host(), Dynamic, candidates, direct: true).Mechanism.Name);
+        Assert.Equal("cgroup", MechanismChoice.Choose(MechanismChoice.Auto, Host(), Dynamic, candidates).Mechanism.Name);
+        var e = Assert.Throws<PlanException>(() => MechanismChoice.Choose("cgroup", Host(), Dynamic, candidates, direct: true));
+        Assert.StartsWith("--ip needs --method attaching: method cgroup has no network namespace", e.Message);
+        Assert.True(Registry.Find("netns")!.AttachesDirectly);
+        Assert.Equal(["netns"], Registry.All.Where(m => m.AttachesDirectly).Select(m => m.Name));
+    }
+
+    private sealed class Attaching : IMechanism
+    {
+        public string Name => "attaching";
+        public string Summary => "a namespace of its own";
+        public bool TagsAtCreation => false;
+        public bool AttachesDirectly => true;
+        public MechanismProbe Probe(HostView host) => new(true, "always");
+        public IReadOnlyList<Via.Mechanisms.Changes.HostChange> Tag(TagRequest request) => [];
+        public LaunchAdditions Launch(TagRequest request) => LaunchAdditions.None;
+    }
+
     private sealed class Unusable : IMechanism
     {
         public string Name => "unusable";

@@ -17,7 +17,7 @@ public sealed class NetnsUnitTests
         var route = new ActiveRoute("t22000", "k", "net:[1]", DateTimeOffset.UnixEpoch, "eth1", null, 1, 22000, "netns", "/sys/fs/cgroup/via/t22000", [], false,
         [
             new CreateNetworkNamespace(a.NamespacePath),
-            new NftTable(a.TableName, "chain c { type nat hook postrouting priority srcnat; masquerade; };"),
+            new NetnsTable(a.TableName, a.HostName, "eth1", a.Peer4, a.Peer6, Guard4: true, Guard6: false),
             new ForwardRule(new Rule(AddressFamily.InterNetwork, 12000, 22000, Protocol: 86, InputInterface: a.HostName)),
             new ForwardRule(new Rule(AddressFamily.InterNetwork, 12000, 22000, Source: a.Peer4, SourceLength: 32, Protocol: 86)),
             new CreateVethPair("t22000", 22000, true),
@@ -44,7 +44,7 @@ public sealed class NetnsUnitTests
     {
         var a = new NetnsAddressing("t22254", 22254);
         Assert.Equal("via-t22254", a.HostName);
-        Assert.True((a.HostName + "p").Length <= 15); // IFNAMSIZ - 1, with the peer's name before it moves
+        Assert.True(a.HostName.Length <= 15); // IFNAMSIZ - 1
         Assert.Equal("via_t22254", a.TableName);
         var p = a.Peer4.GetAddressBytes();
         Assert.Equal(169, p[0]);

@@ -19,6 +19,9 @@ public sealed class RunFastParseTests
         "run --dev eth1 --dns host --verbose -- true",
         "run --dev eth1 --gateway=2001:db8::1 -- true",
         "run --dev eth1 --",
+        "run --dev eth1 --method netns --ip 192.0.2.7/24 -- firefox",
+        "run --dev eth1 --ip 192.0.2.7/24 --ip 2001:db8::7/64 -- true",
+        "run --dev eth1 --ip=2001:db8::7,192.0.2.7 --method=netns -- true",
     };
 
     [Theory]
@@ -42,6 +45,7 @@ public sealed class RunFastParseTests
         Assert.Equal(slow.Json, fast.Json);
         Assert.Equal(slow.Verbose, fast.Verbose);
         Assert.Equal(slow.Command, fast.Command);
+        Assert.Equal(slow.Ip, fast.Ip);
     }
 
     [Theory]
@@ -53,6 +57,9 @@ public sealed class RunFastParseTests
     [InlineData("run --dev eth1 --gateway 10.2.0 -- true")]
     [InlineData("run --dev eth1 --table -1 -- true")]
     [InlineData("run --dev eth1 --dns 10.2.0 -- true")]
+    [InlineData("run --dev eth1 --ip 10.2.0.777/24 -- true")]    // System.CommandLine says what is wrong with --ip
+    [InlineData("run --dev eth1 --ip 10.2.0.7/24,10.2.0.8/24 -- true")]
+    [InlineData("run --dev eth1 --ip 10.2.0.7/33 -- true")]
     [InlineData("run --dev eth1 --verbose false -- true")]
     [InlineData("run --dev eth1 --dry-run=true -- true")]
     [InlineData("run --dev:eth1 -- true")]

@@ -56,6 +56,10 @@ public static class LsCommand
             foreach (var p in r.Processes.Skip(1)) Console.WriteLine($"{"",-113} {Describe(p)}");
         }
         foreach (var r in routes.Where(r => r.Waiting is not null)) Console.WriteLine($"{r.Id}: {r.Waiting}");
+        foreach (var r in routes.Where(r => r.Attached is { Length: > 0 }))
+            Console.WriteLine($"{r.Id}: attached {string.Join(", ", r.Attached!.Select(a => $"pid {a.Pid} (from {a.From})"))}");
+        foreach (var r in routes.Where(r => r.AttachedCgroups is { Length: > 0 }))
+            Console.WriteLine($"{r.Id}: attached {string.Join(", ", r.AttachedCgroups!.Select(c => c.Unit is null ? $"cgroup {c.Cgroup}" : $"unit {c.Unit} (cgroup {c.Cgroup})"))}");
         return ExitCodes.Ok;
     }
 
@@ -72,6 +76,12 @@ public static class LsCommand
 
 public sealed record ProcessListing(int Pid, string User, string Command);
 
+/// <summary>A running process 'via attach' put on the route, and the cgroup it came from.</summary>
+public sealed record AttachedListing(int Pid, string From);
+
+/// <summary>A cgroup 'via attach --cgroup/--unit' routes where it is.</summary>
+public sealed record AttachedCgroupListing(string Cgroup, string? Unit);
+
 /// <summary>What a route's egress guard counted: through IFACE out and in, and the packets it refused.</summary>
 public sealed record TrafficListing(ulong OutPackets, ulong OutBytes, ulong InPackets, ulong InBytes, ulong RefusedPackets, ulong RefusedBytes);
 
@@ -81,7 +91,7 @@ public sealed record TrafficListing(ulong OutPackets, ulong OutBytes, ulong InPa
 public sealed record RouteListing(
     string Id, string Device, string? Gateway, string Mark, uint Table, string Mechanism, string State,
     string NetworkNamespace, DateTimeOffset Created, long AgeSeconds, TrafficListing? Traffic, ProcessListing[] Processes,
-    string? Waiting = null, int Repairs = 0)
+    string? Waiting = null, int Repairs = 0, AttachedListing[]? Attached = null, AttachedCgroupListing[]? AttachedCgroups = null)
 {
     /// <summary>Every route of the journal, with its counters and processes as they are now (read-only).</summary>
     public static RouteListing[] ReadAll(DateTimeOffset now) => RouteRegistry.All().OrderBy(r => r.Table).Select(r => new RouteListing(
@@ -89,7 +99,9 @@ public sealed record RouteListing(
         r.Down ? "down" : RouteRegistry.IsAbandoned(r) ? "stale" : r.Health,
         r.NetworkNamespace, r.Created, (long)(now - r.Created).TotalSeconds, ReadTraffic(r),
         Teardown.Members(r).Select(ProcessInfo.Read).OfType<ProcessInfo>().Select(p => new ProcessListing(p.Pid, p.User, p.Command)).ToArray(),
-        r.Down ? null : r.Waiting, r.Repairs)).ToArray();
+        r.Down ? null : r.Waiting, r.Repairs,
+        r.Attached.Where(a => a.Process.IsAlive).Select(a => new AttachedListing(a.Process.Pid, a.From)).ToArray(),
+        r.AttachedCgroups.Select(c => new AttachedCgroupListing(c.Path, c.Unit)).ToArray())).ToArray();
 
     private static TrafficListing? ReadTraffic(ActiveRoute route)
     {

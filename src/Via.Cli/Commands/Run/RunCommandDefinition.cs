@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Net;
+using Via.Mechanisms;
 using Via.Planning.Dns;
 
 namespace Via.Cli.Commands.Run;
@@ -54,6 +55,18 @@ public static class RunCommandDefinition
         AllowMultipleArgumentsPerToken = false,
     };
 
+    public static readonly Option<DirectAttachment?> Ip = new("--ip")
+    {
+        Description = "Attach the program to the interface's Ethernet network directly with addresses of its own (firejail's --ip): "
+            + "a network namespace with a macvlan (bridge mode) on the interface, no NAT, the interface's gateway as default route. "
+            + "One IPv4 and/or one IPv6 address (repeatable, or comma-separated), each with its prefix length (default: the interface's "
+            + "on-link prefix that holds it). Implies --method netns. The host itself cannot reach these addresses (a macvlan talks to the network, not to its own host).",
+        CustomParser = ParseIp,
+        HelpName = "ADDRESS[/PREFIX][,...]",
+        Arity = ArgumentArity.OneOrMore,
+        AllowMultipleArgumentsPerToken = false,
+    };
+
     public static readonly Option<string> Method = new("--method")
     {
         Description = "How the program's sockets get tagged: auto (default: the first of these that works here and can serve the program), "
@@ -99,10 +112,11 @@ public static class RunCommandDefinition
               sudo via run --dev eth1 --gateway 192.168.2.1 --src 192.168.2.7 -- ./my-go-service
               sudo via run --dev wg0 --user alice -- firefox
               sudo via run --dev eth1 --dns 9.9.9.9,2620:fe::fe -- curl https://example.org   # names resolved through eth1
+              sudo via run --dev eth1 --ip 192.168.1.77/24 -- firefox     # its own address on eth1's LAN (macvlan, no NAT)
               via run --dev eth1 --dry-run -- curl https://example.org     # print the plan only
             """)
         {
-            Dev, Gateway, Source, Table, User, Dns, Method, DryRun, Json, Verbose, Command,
+            Dev, Gateway, Source, Table, User, Dns, Ip, Method, DryRun, Json, Verbose, Command,
         };
         command.SetAction(parse => Say.Guard(() => RunCommand.Execute(Options(parse))));
         return command;
@@ -120,7 +134,8 @@ public static class RunCommandDefinition
         parse.GetValue(DryRun),
         parse.GetValue(Json),
         parse.GetValue(Verbose),
-        parse.GetValue(Command) ?? []);
+        parse.GetValue(Command) ?? [],
+        parse.GetValue(Ip));
 
     private static DnsRequest? ParseDns(ArgumentResult result)
     {
@@ -128,6 +143,13 @@ public static class RunCommandDefinition
         if (request is not null) return request;
         result.AddError(error!);
         return DnsRequest.Default;
+    }
+
+    private static DirectAttachment? ParseIp(ArgumentResult result)
+    {
+        var direct = DirectAttachment.Parse(result.Tokens.Select(t => t.Value).ToList(), out string? error);
+        if (direct is null) result.AddError(error! + " (option --ip)");
+        return direct;
     }
 
     private static IPAddress? ParseAddress(ArgumentResult result)
@@ -152,4 +174,5 @@ public sealed record RunOptions(
     bool DryRun,
     bool Json,
     bool Verbose,
-    string[] Command);
+    string[] Command,
+    DirectAttachment? Ip = null);

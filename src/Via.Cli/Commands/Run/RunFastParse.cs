@@ -1,11 +1,12 @@
 using System.Net;
+using Via.Mechanisms;
 using Via.Planning.Dns;
 
 namespace Via.Cli.Commands.Run;
 
 /// <summary>
 /// The common shape of 'via run' read without System.CommandLine: <c>run [OPTION VALUE | OPTION=VALUE | FLAG]... -- COMMAND [ARGS...]</c>
-/// with only the options of <see cref="RunCommandDefinition"/>, each once (--dns may repeat), and
+/// with only the options of <see cref="RunCommandDefinition"/>, each once (--dns and --ip may repeat), and
 /// values that System.CommandLine would take as they are. Building the command tree and parsing
 /// with it costs a few tenths of a millisecond of every launch. Anything else (--help, a missing
 /// '--', an unknown or repeated option, a value that looks like an option or a response file, a
@@ -20,7 +21,7 @@ internal static class RunFastParse
         string? dev = null, user = null, method = null;
         IPAddress? gateway = null, source = null;
         uint? table = null;
-        List<string>? dns = null;
+        List<string>? dns = null, ip = null;
         bool dryRun = false, json = false, verbose = false;
         var seen = new HashSet<string>(StringComparer.Ordinal);
         int i = 1;
@@ -34,7 +35,7 @@ internal static class RunFastParse
             int equals = token.IndexOf('=');
             if (equals > 0) (name, value) = (token[..equals], token[(equals + 1)..]);
             if (name == "-v") name = "--verbose";
-            if (name != "--dns" && !seen.Add(name)) return null;
+            if (name is not ("--dns" or "--ip") && !seen.Add(name)) return null;
             switch (name)
             {
                 case "--dry-run" or "--json" or "--verbose":
@@ -44,7 +45,7 @@ internal static class RunFastParse
                     else if (name == "--json") json = true;
                     else verbose = true;
                     continue;
-                case "--dev" or "--gateway" or "--src" or "--table" or "--user" or "--dns" or "--method":
+                case "--dev" or "--gateway" or "--src" or "--table" or "--user" or "--dns" or "--ip" or "--method":
                     break;
                 default:
                     return null;
@@ -67,13 +68,16 @@ internal static class RunFastParse
                     table = t;
                     break;
                 case "--dns": (dns ??= []).Add(value); break;
+                case "--ip": (ip ??= []).Add(value); break;
             }
         }
         if (i >= args.Length || dev is null) return null; // no '--', or no --dev: System.CommandLine says what is wrong
         if (args.Skip(i + 1).Any(a => a.StartsWith('@'))) return null; // System.CommandLine's to read, as it always was
         var request = DnsRequest.Default;
         if (dns is not null && (request = DnsRequest.Parse(dns, out _)!) is null) return null;
-        return new RunOptions(dev, gateway, source, table, user, request, method ?? Engine.MechanismChoice.Auto, dryRun, json, verbose, args[(i + 1)..]);
+        DirectAttachment? direct = null;
+        if (ip is not null && (direct = DirectAttachment.Parse(ip, out _)) is null) return null; // System.CommandLine says what is wrong
+        return new RunOptions(dev, gateway, source, table, user, request, method ?? Engine.MechanismChoice.Auto, dryRun, json, verbose, args[(i + 1)..], direct);
     }
 
     /// <summary>As <see cref="RunCommandDefinition"/>'s parser of --gateway and --src takes it; null where that one would say no.</summary>
