@@ -16,7 +16,8 @@ public static class NftRules
     /// <item><c>out</c>, a route chain at the output hook (priority mangle): the program's packets
     /// get the route's mark and their connection the same conntrack mark; the kernel routes a packet
     /// again when a route chain changed its mark (ip_route_me_harder), this time by the route's
-    /// fwmark rule. Packets the kernel sends for a connection from no socket of the program (a RST, a
+    /// fwmark rule. The connection's mark is tested first, so its later packets are not matched by
+    /// owner again. Packets the kernel sends for a connection from no socket of the program (a RST, a
     /// TIME_WAIT ACK from the per-net control socket) get the mark back from the connection, so they
     /// too never leave by the default route.</item>
     /// <item><c>post</c>, NAT at postrouting (priority srcnat): the source address was chosen when the
@@ -34,8 +35,11 @@ public static class NftRules
         string dev = Quote(device);
         var s = new System.Text.StringBuilder();
         s.Append("chain out {\n type route hook output priority mangle; policy accept;\n");
-        s.Append($" {owner} meta mark set {m} ct mark set {m}\n");
-        s.Append($" ct mark {m} meta mark != {m} meta mark set {m}\n}}\n");
+        // The connection's mark first: a packet of a connection already marked takes one comparison and
+        // leaves the chain; only the rest (a connection's first packet, other programs' packets) is
+        // matched by its owner.
+        s.Append($" ct mark {m} meta mark set {m} accept\n");
+        s.Append($" {owner} meta mark set {m} ct mark set {m}\n}}\n");
         s.Append("chain post {\n type nat hook postrouting priority srcnat; policy accept;\n");
         if (source4 is not null) s.Append($" meta mark {m} oifname {dev} ip saddr != {source4} snat ip to {source4}\n");
         if (source6 is not null) s.Append($" meta mark {m} oifname {dev} ip6 saddr != {source6} snat ip6 to {source6}\n");
