@@ -79,8 +79,8 @@ public static class WhoamiServer
             {
                 udp.ReceiveFrom(buffer, ref from);
                 string peer = Plain(((IPEndPoint)from).Address);
+                log($"udp {name} {peer}"); // logged before the answer: a client that has it finds it in the log
                 udp.SendTo(Encoding.ASCII.GetBytes($"{name} {peer}\n"), from);
-                log($"udp {name} {peer}");
             }
         }) { IsBackground = true };
         udpThread.Start();
@@ -96,8 +96,8 @@ public static class WhoamiServer
             {
                 int n = udp.ReceiveFrom(buffer, ref from);
                 if (DnsAnswer(buffer.AsSpan(0, n), out string qname, out ushort qtype) is not { } answer) continue;
-                udp.SendTo(answer, from);
                 log($"dns {name} {Plain(((IPEndPoint)from).Address)} {qname} {qtype switch { 1 => "A", 28 => "AAAA", _ => qtype.ToString(CultureInfo.InvariantCulture) }}");
+                udp.SendTo(answer, from);
             }
         }) { IsBackground = true };
         thread.Start();
@@ -156,8 +156,8 @@ public static class WhoamiServer
                     request.Append(Encoding.ASCII.GetString(buffer, 0, n));
                 }
                 string body = $"{name} {peer}\n";
+                log($"tcp {name} {peer}"); // before the answer: a client that has it finds it in the log
                 client.Send(Encoding.ASCII.GetBytes($"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n{body}"));
-                log($"tcp {name} {peer}");
             }
             catch (SocketException) { }
         }
