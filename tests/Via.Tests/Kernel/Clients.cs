@@ -27,6 +27,15 @@ public static class Clients
 
     /// <summary>busybox-static's wget: a statically linked binary, no libc hooks possible.
     /// (Its -T timeout option crashes busybox 1.35 as shipped in Debian 12: not used.)</summary>
+    /// <summary>The client programs every route is checked with, as the contract's <c>Programs</c> rows name them:
+    /// curl (dynamic, TCP), python (UDP), busybox (static, TCP).</summary>
+    public static string[] Named(string program, string proto, string address) => program switch
+    {
+        "curl" => Curl(address),
+        "python" => PythonClient(proto, address),
+        _ => StaticWget(address),
+    };
+
     public static string[] StaticWget(string address) =>
         ["/bin/busybox", "wget", "-q", "-O", "-", $"http://{(address.Contains(':') ? $"[{address}]" : address)}:{Via.Port}/"];
 

@@ -49,26 +49,11 @@ public sealed class NetnsMacvlanTests(TopologyFixture<NetnsMacvlanTests> fixture
         + NetnsTests.Leftovers(T, fixture.State.StateDirectory) + string.Join(',', fixture.State.Journals())
         + (Answers(Ip4) ? Ip4 + " answers" : "") + (Answers(Ip6) ? Ip6 + " answers" : "");
 
-    public static TheoryData<string, string, string> Programs => new()
-    {
-        { "curl", "tcp", Topology.Server4 },
-        { "curl", "tcp", Topology.Server6 },
-        { "python", "udp", Topology.Server4 },
-        { "python", "udp", Topology.Server6 },
-        { "busybox", "tcp", Topology.Server4 },
-        { "busybox", "tcp", Topology.Server6 },
-    };
-
     [RootTheory]
-    [MemberData(nameof(Programs))]
+    [MemberData(nameof(Contract.MechanismContract.Programs), MemberType = typeof(Contract.MechanismContract))]
     public void The_server_sees_isp2_and_the_given_address(string program, string proto, string address)
     {
-        string[] client = program switch
-        {
-            "curl" => Clients.Curl(address),
-            "python" => Clients.PythonClient(proto, address),
-            _ => Clients.StaticWget(address), // a static binary: nothing to hook, the namespace routes it
-        };
+        string[] client = Clients.Named(program, proto, address); // busybox is static: nothing to hook, the namespace routes it
         int isp1 = T.ServerLog(1).Count;
         var r = Attached([], client);
         Assert.Equal(0, r.Code);

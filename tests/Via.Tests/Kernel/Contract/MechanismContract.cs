@@ -94,12 +94,7 @@ public abstract class MechanismContract : IClassFixture<TopologyFixture>, IDispo
     [MemberData(nameof(Programs))]
     public void The_program_leaves_through_the_route_with_its_address(string program, string proto, string address)
     {
-        string[] client = program switch
-        {
-            "curl" => Clients.Curl(address),
-            "python" => Clients.PythonClient(proto, address),
-            _ => Clients.StaticWget(address),
-        };
+        string[] client = Clients.Named(program, proto, address);
         var r = Routed(client);
         if (program == "busybox" && !ServesStatic)
         {
