@@ -23,7 +23,7 @@ public class ClassState : IDisposable
     /// keep a left-over route's owner obvious. The MechanismContract rows choose theirs with their
     /// FirstTable, 50 each: SeccompContract 23350, PreloadContract 23450, CgroupContract 23500,
     /// NetnsContract 23750, NftContract 23800, NetclsContract 23850. Of 23000-23999 the mechanisms'
-    /// own classes (below) and the rows take: 23300-23549 and 23600-23899 (23550-23599 is free).
+    /// own classes (below) and the rows take: 23300-23899 (OnlyTests has 23550-23599).
     /// </summary>
     internal static readonly Dictionary<string, string> Tables = new()
     {
@@ -46,6 +46,10 @@ public class ClassState : IDisposable
         ["LifecycleTests"] = "25200-25299",
         ["SharingTests"] = "25300-25399",
         ["NetnsMacvlanTests"] = "25400-25449",
+        ["NamedRouteTests"] = "25600-25649",
+        ["ApplyTests"] = "25650-25699",
+        ["RuleTests"] = "25700-25749",
+        ["OnlyTests"] = "23550-23599",
         // These two name their state directory and config themselves (VIA_STATE_DIR, VIA_CONFIG in each call).
         ["SeccompTests"] = "23300-23349",
         ["PreloadTests"] = "23400-23449",
