@@ -80,7 +80,8 @@ public static class NamedRoutes
 }
 
 /// <summary>One change <c>via apply</c> would make: what, to which object, in words, and the doing of it.</summary>
-/// <param name="Verb">"up" (make), "remake" (the definition changed, or its rules are gone), "down" (left the file); rules add their own.</param>
+/// <param name="Verb">"up" (make), "remake" (the definition changed, or its rules are gone), "repair" (put back what the kernel dropped),
+/// "down" (left the file); rules add their own.</param>
 /// <param name="Subject">What it is done to: "route work".</param>
 /// <param name="Execute">Makes the change; throws (<see cref="Failure.Describe"/> says it) when the host refuses it.</param>
 public sealed record ApplyAction(string Verb, string Subject, string Description, Action Execute);
@@ -94,16 +95,19 @@ public static class ApplyPlanner
 {
     /// <summary>Every action, routes first (a rule may go by a route of the file).</summary>
     public static List<ApplyAction> Plan(ViaConfig config, SessionOutput output, Fault fault) =>
-        [.. Routes(config, NamedRoutes.Standing(RouteRegistry.All(), Namespaces.CurrentNetwork()), RouteRegistry.StandingHolds, output, fault)];
+        [.. Routes(config, NamedRoutes.Standing(RouteRegistry.All(), Namespaces.CurrentNetwork()), RouteRegistry.StandingHolds, RouteWatcher.Drift, output, fault)];
 
     /// <summary>
     /// The routes: every <c>[route NAME]</c> of the file is a standing route; via's standing named routes
     /// (<paramref name="current"/>, of this network namespace) that the file no longer has are taken down,
     /// those whose definition changed or whose rules are gone are made again. Routes of 'via run' (with
-    /// or without --route) and of 'via attach' are not standing: never touched. Pure but for
-    /// <paramref name="holds"/> (<see cref="RouteRegistry.StandingHolds"/>).
+    /// or without --route) and of 'via attach' are not standing: never touched. A standing route has no
+    /// program whose via watches it: what the kernel dropped meanwhile (its interface went and came back)
+    /// is put back, as a watcher would. Pure but for <paramref name="holds"/>
+    /// (<see cref="RouteRegistry.StandingHolds"/>) and <paramref name="drift"/> (<see cref="RouteWatcher.Drift"/>).
     /// </summary>
-    public static IEnumerable<ApplyAction> Routes(ViaConfig config, IReadOnlyList<ActiveRoute> current, Func<ActiveRoute, bool> holds, SessionOutput output, Fault fault)
+    public static IEnumerable<ApplyAction> Routes(ViaConfig config, IReadOnlyList<ActiveRoute> current, Func<ActiveRoute, bool> holds, Func<ActiveRoute, string?> drift,
+        SessionOutput output, Fault fault)
     {
         foreach (var named in config.Routes)
         {
@@ -122,6 +126,8 @@ public static class ApplyPlanner
                     TakeDown(up, output);
                     NamedRoutes.Up(named, output, fault);
                 });
+            else if (drift(up) is { } changed)
+                yield return new ApplyAction("repair", subject, $"repair {subject} ({up.Id}): {changed}", () => RouteWatcher.CheckOnce(up.Id, output.Note));
         }
         foreach (var gone in current.Where(r => config.Route(r.Name!) is null))
             yield return new ApplyAction("down", $"route {gone.Name}", $"remove route {gone.Name} ({gone.Id}, dev {gone.Device}): it is no longer in {config.Source}", () => TakeDown(gone, output));

@@ -21,7 +21,8 @@ public static class ApplyCommand
     {
         var command = new Command("apply", $"""
             Make the host match via.conf (VIA_CONFIG names another file): every [route NAME] of the file is
-            brought up as a standing route ('via up'), one whose definition changed is made again, and the
+            brought up as a standing route ('via up'), what the kernel dropped from one (its interface went
+            and came back) is put back, one whose definition changed is made again, and the
             standing routes via made that the file no longer has are removed. Nothing else is touched: routes
             of 'via run' and 'via attach', and anything that is not via's. Running it again changes nothing.
             A malformed file is refused with FILE:LINE: reason, and nothing is changed. A route the host
