@@ -27,7 +27,7 @@ namespace Via.Planning;
 /// route = work                 # or: dev = eth1
 /// </code>
 /// </summary>
-public sealed record ViaConfig(Settings Settings, IReadOnlyList<NamedRoute> Routes, IReadOnlyList<RuleEntry> Rules)
+public sealed partial record ViaConfig(Settings Settings, IReadOnlyList<NamedRoute> Routes, IReadOnlyList<RuleEntry> Rules)
 {
     /// <summary>The file it was read from (or would be: a missing file is an empty configuration).</summary>
     public string Source => Settings.Source;
@@ -50,20 +50,24 @@ public sealed record ViaConfig(Settings Settings, IReadOnlyList<NamedRoute> Rout
         return File.Exists(path) ? Parse(File.ReadAllText(path), path) : Empty with { Settings = Settings.Default with { Source = path } };
     }
 
-    private static readonly Regex SectionLine = new(@"^\[\s*([a-z]+)(?:\s+(\S+))?\s*\]$", RegexOptions.CultureInvariant);
+    // Source-generated: nothing is built at run time ('via run' reads this file at every launch).
+    [GeneratedRegex(@"^\[\s*([a-z]+)(?:\s+(\S+))?\s*\]$", RegexOptions.CultureInvariant)]
+    private static partial Regex SectionLine();
 
     /// <summary>
     /// A route's name: what 'via up', 'via run --route' and 'via down' take. Lower case, digits, '-' and
     /// '_', at most 32; never all digits nor t+digits, which 'via down' reads as a table or a route id.
     /// </summary>
-    private static readonly Regex NameForm = new(@"^[a-z0-9][a-z0-9_-]{0,31}$", RegexOptions.CultureInvariant);
+    [GeneratedRegex(@"^[a-z0-9][a-z0-9_-]{0,31}$", RegexOptions.CultureInvariant)]
+    private static partial Regex NameForm();
 
-    private static readonly Regex IdLike = new(@"^t?[0-9]+$", RegexOptions.CultureInvariant);
+    [GeneratedRegex(@"^t?[0-9]+$", RegexOptions.CultureInvariant)]
+    private static partial Regex IdLike();
 
     /// <summary>Why <paramref name="name"/> cannot be a route's name; null if it can.</summary>
     public static string? NameProblem(string name) =>
-        !NameForm.IsMatch(name) ? $"'{name}' is not a route name: lower-case letters, digits, '-' and '_', at most 32, beginning with a letter or digit (e.g. work, wg-home)"
-        : IdLike.IsMatch(name) ? $"'{name}' is not a route name: it reads as a table number or a route id (t22000); choose a word (e.g. work)"
+        !NameForm().IsMatch(name) ? $"'{name}' is not a route name: lower-case letters, digits, '-' and '_', at most 32, beginning with a letter or digit (e.g. work, wg-home)"
+        : IdLike().IsMatch(name) ? $"'{name}' is not a route name: it reads as a table number or a route id (t22000); choose a word (e.g. work)"
         : null;
 
     /// <summary>Parses the file's text, all of it: the first malformed line is a <see cref="PlanException"/> "FILE:LINE: reason".</summary>
@@ -89,7 +93,7 @@ public sealed record ViaConfig(Settings Settings, IReadOnlyList<NamedRoute> Rout
             PlanException Bad(string what) => new($"{source}:{at}: {what}");
             if (line.StartsWith('['))
             {
-                var m = SectionLine.Match(line);
+                var m = SectionLine().Match(line);
                 if (!m.Success) throw Bad($"'{line}' is not a section: write [route NAME] or [rule]");
                 string kind = m.Groups[1].Value;
                 string? name = m.Groups[2].Success ? m.Groups[2].Value : null;
