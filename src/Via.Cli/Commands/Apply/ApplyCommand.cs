@@ -22,9 +22,9 @@ public static class ApplyCommand
         var command = new Command("apply", $"""
             Make the host match via.conf (VIA_CONFIG names another file): every [route NAME] of the file is
             brought up as a standing route ('via up'), what the kernel dropped from one (its interface went
-            and came back) is put back, one whose definition changed is made again, and the
-            standing routes via made that the file no longer has are removed. Nothing else is touched: routes
-            of 'via run' and 'via attach', and anything that is not via's. Running it again changes nothing.
+            and came back) is put back, one whose definition changed is made again, and the standing
+            routes via made that the file no longer has are removed. Nothing else is touched: routes of
+            'via run' and 'via attach', and anything that is not via's. Running it again changes nothing.
             A malformed file is refused with FILE:LINE: reason, and nothing is changed. A route the host
             cannot make (its interface is missing) is reported; the others are still made.
             The systemd unit via-apply.service runs it at boot (see the README).
