@@ -30,6 +30,8 @@ public static class Collector
         var journals = RouteRegistry.All();
         foreach (var route in journals)
         {
+            // A standing route (via up, via apply) is kept without a program, while it holds.
+            if (route.Standing && RouteRegistry.StandingHolds(route)) continue;
             if (Judge(route, u => u.IsAlive, () => Teardown.Occupancy(route, mayMount: !dryRun)) is not { } verdict) continue;
             if (verdict.Kept || dryRun)
             {

@@ -85,6 +85,9 @@ internal static class JournalCodec
                 }
                 w.WriteEndArray();
             }
+            if (r.Name is not null) w.WriteString("name", r.Name);
+            if (r.Standing) w.WriteBoolean("standing", true);
+            if (r.Definition is not null) w.WriteString("definition", r.Definition);
             w.WriteStartArray("changes");
             foreach (var c in r.Changes) WriteChange(w, c);
             w.WriteEndArray();
@@ -138,6 +141,9 @@ internal static class JournalCodec
                 AttachedCgroups = o.TryGetProperty("attachedCgroups", out var cgroups)
                     ? [.. cgroups.EnumerateArray().Select(a => new AttachedCgroup(a.GetProperty("path").GetString()!, Str(a, "unit")))]
                     : [],
+                Name = Str(o, "name"),
+                Standing = o.TryGetProperty("standing", out var standing) && standing.GetBoolean(),
+                Definition = Str(o, "definition"),
             };
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or NotSupportedException)

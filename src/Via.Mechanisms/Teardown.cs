@@ -109,6 +109,25 @@ public static class Teardown
     }
 
     /// <summary>
+    /// <c>via down</c> (and <c>via apply</c>, for a route that left via.conf): removes the route when no
+    /// process is in it; one whose processes remain, or may (their membership cannot be read), is
+    /// <see cref="CutOff"/>, never torn down under them. Returns what was done, in words, and what was left.
+    /// </summary>
+    public static (string Outcome, TeardownResult Result) Down(ActiveRoute route)
+    {
+        var membership = Occupancy(route, mayMount: true);
+        if (!membership.MayHaveMembers)
+        {
+            var removed = Run(route);
+            return (removed.Complete ? "removed" : "removed in part", removed);
+        }
+        var (_, result) = CutOff(route);
+        return (membership.Unknown is { } unknown
+            ? $"cut off; {unknown}, so it is kept until 'via gc' can tell that no process is left"
+            : $"cut off; {Members(route, mayMount: true).Count} process(es) keep no network until they exit", result);
+    }
+
+    /// <summary>
     /// <c>via down</c> on a route that still has processes: takes away its way out (the gateway and
     /// on-link routes, the source rules) but keeps its fwmark rules, the unreachable defaults and
     /// the cgroup, so its programs fail closed instead of falling back to the default route. The
@@ -121,7 +140,8 @@ public static class Teardown
             or Changes.AddRule { Rule.Source: not null }).ToList();
         var leftovers = host is null ? [] : Applier.Undo(host, ways);
         // What was undone leaves the journal; what could not be stays in it.
-        var down = route with { Down = true, Changes = route.Changes.Where(c => !ways.Contains(c) || leftovers.Any(l => l.Change == c)).ToList() };
+        // Cut off is no longer standing: the rest goes when its programs exit.
+        var down = route with { Down = true, Standing = false, Changes = route.Changes.Where(c => !ways.Contains(c) || leftovers.Any(l => l.Change == c)).ToList() };
         Journal.Write(down);
         return (down, new TeardownResult(leftovers, host is null ? $"its network namespace {route.NetworkNamespace} was not found; its programs' way out could not be removed" : null));
     }

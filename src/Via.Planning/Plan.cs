@@ -71,7 +71,8 @@ public static class Planner
     public static string Key(string networkNamespace, string mechanism, ResolvedRoute r, RouteRequest request) =>
         string.Join('|', networkNamespace, mechanism, r.Link.Name, r.Gateway4, r.Source4, r.Gateway6, r.Source6, request.Table)
         + (request.Owner.IsCgroup ? "" : "|" + request.Owner)
-        + (request.Direct is { } d ? "|" + d.Key : "");
+        + (request.Direct is { } d ? "|" + d.Key : "")
+        + (request.Name is { } name ? "|name:" + name : "");
 
     /// <summary>The route's name in via ls, via down and the journal: unique while it exists.</summary>
     public static string RouteId(RouteNumbers n) => $"t{n.Table}";

@@ -45,7 +45,9 @@ public static class RouteFollow
             route.RequestedTable,
             route.Owner,
             // --ip, from the change that made it: the route's key names its addresses.
-            route.Changes.OfType<Mechanisms.Netns.CreateMacvlan>().FirstOrDefault()?.Attachment);
+            route.Changes.OfType<Mechanisms.Netns.CreateMacvlan>().FirstOrDefault()?.Attachment,
+            // A named route's key names it.
+            route.Name);
 
         // The gateway is found again where a DHCP client or network manager puts it, never in the
         // route's own table: a stale default there would name the gateway IFACE had before.

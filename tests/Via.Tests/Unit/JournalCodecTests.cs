@@ -104,6 +104,16 @@ public sealed class JournalCodecTests
     }
 
     [Fact]
+    public void A_named_standing_route_keeps_its_name_and_definition_and_an_unnamed_one_has_none()
+    {
+        var route = Sample() with { Name = "work", Standing = true, Definition = "dev=eth1 gateway=- source=- method=auto table=-" };
+        var back = JournalCodec.Decode(JournalCodec.Encode(route), "test");
+        Assert.Equal(("work", true, route.Definition), (back.Name, back.Standing, back.Definition));
+        var plain = JournalCodec.Decode(JournalCodec.Encode(Sample()), "test");
+        Assert.Equal(((string?)null, false, (string?)null), (plain.Name, plain.Standing, plain.Definition));
+    }
+
+    [Fact]
     public void A_journal_of_an_earlier_via_reads_as_a_route_up_and_never_repaired()
     {
         using var doc = System.Text.Json.JsonDocument.Parse(JournalCodec.Encode(Sample()));

@@ -11,9 +11,16 @@ public static class RunCommandDefinition
 {
     public static readonly Option<string> Dev = new("--dev")
     {
-        Description = "Interface the program's traffic leaves through (required), e.g. eth1, wlan0, wg0.",
-        Required = true,
+        Description = "Interface the program's traffic leaves through (required, unless --route names it), e.g. eth1, wlan0, wg0.",
         CompletionSources = { ValueKind.Interface.Complete },
+    };
+
+    public static readonly Option<string?> Route = new("--route")
+    {
+        Description = "A route of via.conf ([route NAME]): its interface, gateway, source, DNS, method and table, instead of --dev and the rest. "
+            + "If the route is up ('via up NAME', 'via apply'), the program joins it: no set-up.",
+        HelpName = "NAME",
+        CompletionSources = { ValueKind.RouteName.Complete },
     };
 
     public static readonly Option<IPAddress?> Gateway = new("--gateway")
@@ -113,10 +120,11 @@ public static class RunCommandDefinition
               sudo via run --dev wg0 --user alice -- firefox
               sudo via run --dev eth1 --dns 9.9.9.9,2620:fe::fe -- curl https://example.org   # names resolved through eth1
               sudo via run --dev eth1 --ip 192.168.1.77/24 -- firefox     # its own address on eth1's LAN (macvlan, no NAT)
+              sudo via run --route work -- curl https://example.org       # [route work] of via.conf
               via run --dev eth1 --dry-run -- curl https://example.org     # print the plan only
             """)
         {
-            Dev, Gateway, Source, Table, User, Dns, Ip, Method, DryRun, Json, Verbose, Command,
+            Dev, Route, Gateway, Source, Table, User, Dns, Ip, Method, DryRun, Json, Verbose, Command,
         };
         command.SetAction(parse => Say.Guard(() => RunCommand.Execute(Options(parse))));
         return command;
@@ -124,7 +132,7 @@ public static class RunCommandDefinition
 
     /// <summary>What the command line asked for (also what <see cref="RunFastParse"/> must agree with).</summary>
     internal static RunOptions Options(ParseResult parse) => new(
-        parse.GetValue(Dev)!,
+        parse.GetValue(Dev),
         parse.GetValue(Gateway),
         parse.GetValue(Source),
         parse.GetValue(Table),
@@ -135,7 +143,10 @@ public static class RunCommandDefinition
         parse.GetValue(Json),
         parse.GetValue(Verbose),
         parse.GetValue(Command) ?? [],
-        parse.GetValue(Ip));
+        parse.GetValue(Ip),
+        parse.GetValue(Route),
+        // Which options were given (not defaulted): --route refuses those it would override.
+        [.. new Option[] { Dev, Gateway, Source, Table, Dns, Method, Ip }.Where(o => parse.GetResult(o) is { Implicit: false }).Select(o => o.Name)]);
 
     private static DnsRequest? ParseDns(ArgumentResult result)
     {
@@ -163,8 +174,10 @@ public static class RunCommandDefinition
     }
 }
 
+/// <param name="Route">--route NAME: the route of via.conf (then <paramref name="Device"/> is null).</param>
+/// <param name="Given">The route options given on the command line, for --route to refuse.</param>
 public sealed record RunOptions(
-    string Device,
+    string? Device,
     IPAddress? Gateway,
     IPAddress? Source,
     uint? Table,
@@ -175,4 +188,6 @@ public sealed record RunOptions(
     bool Json,
     bool Verbose,
     string[] Command,
-    DirectAttachment? Ip = null);
+    DirectAttachment? Ip = null,
+    string? Route = null,
+    IReadOnlyList<string>? Given = null);
