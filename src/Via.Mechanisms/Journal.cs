@@ -60,6 +60,10 @@ public sealed record ActiveRoute(
     /// <summary>Cgroups that are not via's (a systemd service's) whose processes <c>via attach --cgroup/--unit</c>
     /// routes where they are, by the route's socket programs attached to them. The route lives while one exists.</summary>
     public List<AttachedCgroup> AttachedCgroups { get; init; } = [];
+
+    /// <summary>Standing rules on the route (<c>via rule add</c>, via.conf): every socket they pick out goes
+    /// through it, whoever started the process. The route lives while it has one.</summary>
+    public List<Rules.StandingRule> Rules { get; init; } = [];
 }
 
 /// <summary>A cgroup of someone else's that <c>via attach</c> routes as a whole; via never creates nor removes it.</summary>
