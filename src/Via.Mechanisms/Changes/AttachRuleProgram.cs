@@ -50,7 +50,10 @@ public sealed record AttachRuleProgram(string Owner, string Nonce, uint Mark, ul
         new(StateOwner, Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4)), mark, Namespaces.CurrentNetworkCookie());
 
     /// <summary>5 hex digits of a hash of via's state directory: whose rule programs are whose at the shared root.</summary>
-    public static string StateOwner => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Journal.StateDirectory)))[..5];
+    public static string StateOwner => OwnerOf(Journal.StateDirectory);
+
+    /// <summary>The owner tag of the state directory <paramref name="stateDirectory"/>.</summary>
+    public static string OwnerOf(string stateDirectory) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(stateDirectory)))[..5];
 
     public override void Apply(Host host)
     {
