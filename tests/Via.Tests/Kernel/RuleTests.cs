@@ -76,6 +76,8 @@ public sealed class RuleTests(TopologyFixture<RuleTests> fixture, ITestOutputHel
         Assert.Equal("cli", rule.GetProperty("origin").GetString());
         string id = rule.GetProperty("route").GetString()!;
         Assert.Contains($"{id}: held by standing rules user:daemon", Via.Run(T, "ls").Out);
+        // Its program at the cgroup2 root, the class's own (the snapshot's count of it is what rule del must undo).
+        Assert.Contains("sock_create via_rule", HostSnapshot.Take(T).Programs);
         Assert.Contains("user:daemon (uid 1)", Via.Run(T, "rule", "ls").Out);
 
         // daemon's processes, started by root through ip netns exec and setpriv: up2, with up2's address.
@@ -205,7 +207,7 @@ public sealed class RuleTests(TopologyFixture<RuleTests> fixture, ITestOutputHel
         Refused("--dev IFACE", "rule", "add", "--user", "daemon");
         Refused("there is no rule user:daemon", "rule", "del", "--user", "daemon");
         Refused("is not a selector", "rule", "del", "daemon");
-        Refused("no link", "rule", "add", "--user", "daemon", "--dev", "nosuchdev0");
+        Refused("interface 'nosuchdev0' does not exist", "rule", "add", "--user", "daemon", "--dev", "nosuchdev0");
         Assert.Empty(Rules());
     }
 
