@@ -152,13 +152,15 @@ public static class Collector
     /// <summary>
     /// The rules and routes of network namespace <paramref name="here"/> that carry via's tag
     /// (<paramref name="protocol"/>) in a table no journal of that namespace names, as the changes that
-    /// would have made them (routes named by their link's name in <paramref name="links"/>).
+    /// would have made them (routes named by their link's name in <paramref name="links"/>). Rules
+    /// come most selective first (see <see cref="Rule.SelectorCount"/>): deleting a less selective one
+    /// first could take a more selective one in its place and leave itself behind.
     /// </summary>
     public static IEnumerable<HostChange> StrayRulesAndRoutes(byte protocol, IEnumerable<ActiveRoute> known, string here,
         IEnumerable<Rule> rules, IEnumerable<Route> routes, IReadOnlyDictionary<int, string> links)
     {
         var tables = known.Where(r => r.NetworkNamespace == here).Select(r => r.Table).ToHashSet();
-        return rules.Where(r => r.Protocol == protocol && !tables.Contains(r.Table)).Select(r => (HostChange)new AddRule(r))
+        return rules.Where(r => r.Protocol == protocol && !tables.Contains(r.Table)).OrderByDescending(r => r.SelectorCount).Select(r => (HostChange)new AddRule(r))
             .Concat(routes.Where(r => r.Protocol == protocol && !tables.Contains(r.Table)).Select(r => new AddRoute(r, links.GetValueOrDefault(r.OutputLink))));
     }
 

@@ -174,7 +174,7 @@ public sealed record NumberChoice(NumberSpace Space, string MaskReason, string P
         }
         bool may = (r.InputInterface is null or "lo") && markMay;
         bool always = r.InputInterface is null && r.OutputInterface is null && (r.Source is null || r.SourceLength == 0)
-            && (r.Destination is null || r.DestinationLength == 0) && !r.OtherSelectors && markAlways;
+            && (r.Destination is null || r.DestinationLength == 0) && !r.OtherSelectors && r.IpProtocol == 0 && r.DestinationPorts is null && markAlways;
         return r.Invert ? !always : may;
     }
 
@@ -203,6 +203,7 @@ public sealed record NumberChoice(NumberSpace Space, string MaskReason, string P
         + $"{(r.Destination is null || r.DestinationLength == 0 ? "" : $" to {r.Destination}/{r.DestinationLength}")}"
         + $"{(r.InputInterface is null ? "" : $" iif {r.InputInterface}")}{(r.OutputInterface is null ? "" : $" oif {r.OutputInterface}")}"
         + $"{(r.Mark is { } m ? $" fwmark 0x{m:x}" + (r.MarkMask is { } k && k != uint.MaxValue ? $"/0x{k:x}" : "") : "")}"
+        + $"{(r.IpProtocol == 0 ? "" : $" ipproto {AddRule.IpProtocolName(r.IpProtocol)}")}{(r.DestinationPorts is { } d ? $" dport {d}" : "")}"
         + $" {(r.Action == RuleAction.ToTable ? $"lookup {r.Table}" : r.Action == RuleAction.Unreachable ? "unreachable" : $"action {(byte)r.Action}")}"
         + $"{(r.SuppressPrefixLength is { } sp ? $" suppress_prefixlength {sp}" : "")}";
 

@@ -119,5 +119,7 @@ public static class RouteFollow
         want.Family == have.Family && want.Priority == have.Priority && want.Table == have.Table && want.Action == have.Action
         && want.Mark == have.Mark && (want.Mark is null || want.MarkMask == have.MarkMask)
         && Equals(want.Source, have.Source) && (want.Source is null || want.SourceLength == have.SourceLength)
+        && Equals(want.Destination, have.Destination) && (want.Destination is null || want.DestinationLength == have.DestinationLength)
+        && want.IpProtocol == have.IpProtocol && want.DestinationPorts == have.DestinationPorts
         && want.Protocol == have.Protocol;
 }

@@ -191,31 +191,39 @@ public sealed unsafe partial class Rtnl : IDisposable, IRtnlBatcher
         Dump(request, "ip rule show", (in NetlinkMessage m) =>
         {
             if (m.Header.Type != Nl.RTM_NEWRULE) return;
-            var h = m.Struct<FibRuleHdr>();
-            var a = m.Attributes(sizeof(FibRuleHdr));
-            rules.Add(new Rule(
-                NetlinkMessage.Family(h.Family),
-                a.TryGetValue(Nl.FRA_PRIORITY, out var p) ? NetlinkMessage.U32(p) : 0,
-                a.TryGetValue(Nl.FRA_TABLE, out var t) ? NetlinkMessage.U32(t) : h.Table,
-                (RuleAction)h.Action,
-                // 'fwmark 0/MASK' is dumped with the mask alone: the kernel omits a zero FRA_FWMARK.
-                a.TryGetValue(Nl.FRA_FWMARK, out var mk) ? NetlinkMessage.U32(mk) : a.ContainsKey(Nl.FRA_FWMASK) ? 0u : null,
-                a.TryGetValue(Nl.FRA_FWMASK, out var mm) ? NetlinkMessage.U32(mm) : null,
-                a.TryGetValue(Nl.FRA_SRC, out var s) ? NetlinkMessage.Ip(s) : null,
-                h.SrcLen,
-                a.TryGetValue(Nl.FRA_PROTOCOL, out var pr) ? pr[0] : (byte)0,
-                a.TryGetValue(Nl.FRA_DST, out var d) ? NetlinkMessage.Ip(d) : null,
-                h.DstLen,
-                a.TryGetValue(Nl.FRA_IIFNAME, out var iif) ? NetlinkMessage.Str(iif) : null,
-                a.TryGetValue(Nl.FRA_OIFNAME, out var oif) ? NetlinkMessage.Str(oif) : null,
-                (h.Flags & Rule.FlagInvert) != 0,
-                // The kernel always reports these two; 0xffffffff (-1) means unset.
-                a.TryGetValue(Nl.FRA_SUPPRESS_PREFIXLEN, out var sp) && NetlinkMessage.U32(sp) != uint.MaxValue ? NetlinkMessage.U32(sp) : null,
-                h.Tos != 0 || (a.TryGetValue(Nl.FRA_SUPPRESS_IFGROUP, out var sg) && NetlinkMessage.U32(sg) != uint.MaxValue)
-                    || a.ContainsKey(Nl.FRA_UID_RANGE) || a.ContainsKey(Nl.FRA_IP_PROTO) || a.ContainsKey(Nl.FRA_SPORT_RANGE)
-                    || a.ContainsKey(Nl.FRA_DPORT_RANGE) || (a.TryGetValue(Nl.FRA_L3MDEV, out var l3) && l3[0] != 0)));
+            rules.Add(ParseRule(m));
         });
         return rules;
+    }
+
+    /// <summary>One RTM_NEWRULE of a dump, as a <see cref="Rule"/>.</summary>
+    internal static Rule ParseRule(in NetlinkMessage m)
+    {
+        var h = m.Struct<FibRuleHdr>();
+        var a = m.Attributes(sizeof(FibRuleHdr));
+        return new Rule(
+            NetlinkMessage.Family(h.Family),
+            a.TryGetValue(Nl.FRA_PRIORITY, out var p) ? NetlinkMessage.U32(p) : 0,
+            a.TryGetValue(Nl.FRA_TABLE, out var t) ? NetlinkMessage.U32(t) : h.Table,
+            (RuleAction)h.Action,
+            // 'fwmark 0/MASK' is dumped with the mask alone: the kernel omits a zero FRA_FWMARK.
+            a.TryGetValue(Nl.FRA_FWMARK, out var mk) ? NetlinkMessage.U32(mk) : a.ContainsKey(Nl.FRA_FWMASK) ? 0u : null,
+            a.TryGetValue(Nl.FRA_FWMASK, out var mm) ? NetlinkMessage.U32(mm) : null,
+            a.TryGetValue(Nl.FRA_SRC, out var s) ? NetlinkMessage.Ip(s) : null,
+            h.SrcLen,
+            a.TryGetValue(Nl.FRA_PROTOCOL, out var pr) ? pr[0] : (byte)0,
+            a.TryGetValue(Nl.FRA_DST, out var d) ? NetlinkMessage.Ip(d) : null,
+            h.DstLen,
+            a.TryGetValue(Nl.FRA_IIFNAME, out var iif) ? NetlinkMessage.Str(iif) : null,
+            a.TryGetValue(Nl.FRA_OIFNAME, out var oif) ? NetlinkMessage.Str(oif) : null,
+            (h.Flags & Rule.FlagInvert) != 0,
+            // The kernel always reports these two; 0xffffffff (-1) means unset.
+            a.TryGetValue(Nl.FRA_SUPPRESS_PREFIXLEN, out var sp) && NetlinkMessage.U32(sp) != uint.MaxValue ? NetlinkMessage.U32(sp) : null,
+            h.Tos != 0 || (a.TryGetValue(Nl.FRA_SUPPRESS_IFGROUP, out var sg) && NetlinkMessage.U32(sg) != uint.MaxValue)
+                || a.ContainsKey(Nl.FRA_UID_RANGE) || a.ContainsKey(Nl.FRA_SPORT_RANGE)
+                || (a.TryGetValue(Nl.FRA_L3MDEV, out var l3) && l3[0] != 0),
+            a.TryGetValue(Nl.FRA_IP_PROTO, out var ipp) ? ipp[0] : (byte)0,
+            a.TryGetValue(Nl.FRA_DPORT_RANGE, out var dp) && dp.Length >= 4 ? PortRangeOf(dp) : null);
     }
 
     /// <summary>ip rule add ... (fails with EEXIST if an identical rule is there).</summary>
@@ -236,6 +244,7 @@ public sealed unsafe partial class Rtnl : IDisposable, IRtnlBatcher
         {
             Family = NetlinkMessage.Family(r.Family),
             SrcLen = r.Source is null ? (byte)0 : r.SourceLength,
+            DstLen = r.Destination is null ? (byte)0 : r.DestinationLength,
             Table = r.Table < 256 ? (byte)r.Table : Nl.RT_TABLE_COMPAT,
             Action = (byte)r.Action,
         });
@@ -244,13 +253,29 @@ public sealed unsafe partial class Rtnl : IDisposable, IRtnlBatcher
         if (r.Mark is { } mark) b.U32(Nl.FRA_FWMARK, mark);
         if (r.MarkMask is { } mask) b.U32(Nl.FRA_FWMASK, mask);
         if (r.Source is not null) b.Address(Nl.FRA_SRC, r.Source);
+        if (r.Destination is not null) b.Address(Nl.FRA_DST, r.Destination);
         if (r.InputInterface is not null) b.String(Nl.FRA_IIFNAME, r.InputInterface);
         if (r.Protocol != 0) b.U8(Nl.FRA_PROTOCOL, r.Protocol);
+        if (r.IpProtocol != 0) b.U8(Nl.FRA_IP_PROTO, r.IpProtocol);
+        if (r.DestinationPorts is { } ports) b.Attr(Nl.FRA_DPORT_RANGE, PortRangeBytes(ports));
         return b;
     }
 
+    /// <summary>struct fib_rule_port_range, host byte order (the kernel compares it with ntohs(port)).</summary>
+    private static byte[] PortRangeBytes(PortRange ports)
+    {
+        var bytes = new byte[4];
+        BitConverter.TryWriteBytes(bytes.AsSpan(0, 2), ports.First);
+        BitConverter.TryWriteBytes(bytes.AsSpan(2, 2), ports.Last);
+        return bytes;
+    }
+
+    private static PortRange PortRangeOf(byte[] bytes) => new(BitConverter.ToUInt16(bytes, 0), BitConverter.ToUInt16(bytes, 2));
+
     private static string Describe(Rule r) =>
-        $"pref {r.Priority}{(r.Source is null ? "" : $" from {r.Source}/{r.SourceLength}")}{(r.InputInterface is null ? "" : $" iif {r.InputInterface}")}{(r.Mark is { } m ? $" fwmark 0x{m:x}" : "")} table {r.Table}";
+        $"pref {r.Priority}{(r.Source is null ? "" : $" from {r.Source}/{r.SourceLength}")}{(r.Destination is null ? "" : $" to {r.Destination}/{r.DestinationLength}")}"
+        + $"{(r.InputInterface is null ? "" : $" iif {r.InputInterface}")}{(r.Mark is { } m ? $" fwmark 0x{m:x}" : "")}"
+        + $"{(r.IpProtocol == 0 ? "" : $" ipproto {r.IpProtocol}")}{(r.DestinationPorts is { } d ? $" dport {d}" : "")} table {r.Table}";
 
     // ---- transport -----------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ using Via.Kernel.Netlink;
 
 namespace Via.Mechanisms.Changes;
 
-/// <summary>A policy-routing rule: <c>ip rule add [from SRC] [fwmark M/MASK] lookup T pref P proto via</c>.</summary>
+/// <summary>A policy-routing rule: <c>ip rule add [from SRC] [to DST] [fwmark M/MASK] [ipproto tcp] [dport A-B] lookup T pref P proto via</c>.</summary>
 public sealed record AddRule(Rule Rule) : HostChange
 {
     public override string Command => "ip " + Text(Rule, "add");
@@ -19,7 +19,11 @@ public sealed record AddRule(Rule Rule) : HostChange
         c.TryGetProperty("markMask", out var mm) ? mm.GetUInt32() : null,
         JsonFields.Ip(c, "source"),
         c.GetProperty("sourceLength").GetByte(),
-        c.GetProperty("protocol").GetByte())));
+        c.GetProperty("protocol").GetByte(),
+        JsonFields.Ip(c, "destination"),
+        c.TryGetProperty("destinationLength", out var dl) ? dl.GetByte() : (byte)0,
+        IpProtocol: c.TryGetProperty("ipProtocol", out var ip) ? ip.GetByte() : (byte)0,
+        DestinationPorts: c.TryGetProperty("dportFirst", out var f) ? new PortRange(f.GetUInt16(), c.GetProperty("dportLast").GetUInt16()) : null)));
 
     public override string Kind => Codec.Kind;
 
@@ -34,6 +38,18 @@ public sealed record AddRule(Rule Rule) : HostChange
         JsonFields.Address(w, "source", Rule.Source);
         w.WriteNumber("sourceLength", Rule.SourceLength);
         w.WriteNumber("protocol", Rule.Protocol);
+        // The destination selectors only when set: journals written before them read the same.
+        if (Rule.Destination is not null)
+        {
+            JsonFields.Address(w, "destination", Rule.Destination);
+            w.WriteNumber("destinationLength", Rule.DestinationLength);
+        }
+        if (Rule.IpProtocol != 0) w.WriteNumber("ipProtocol", Rule.IpProtocol);
+        if (Rule.DestinationPorts is { } ports)
+        {
+            w.WriteNumber("dportFirst", ports.First);
+            w.WriteNumber("dportLast", ports.Last);
+        }
     }
 
     public override void Apply(Host host) => host.Rtnl.Add(Rule);
@@ -46,9 +62,15 @@ public sealed record AddRule(Rule Rule) : HostChange
         var s = new System.Text.StringBuilder(r.Family == AddressFamily.InterNetworkV6 ? "-6 rule " : "rule ").Append(verb);
         s.Append(" pref ").Append(r.Priority);
         if (r.Source is not null) s.Append(" from ").Append(r.Source).Append('/').Append(r.SourceLength);
+        if (r.Destination is not null) s.Append(" to ").Append(r.Destination).Append('/').Append(r.DestinationLength);
         if (r.Mark is { } m) s.Append($" fwmark 0x{m:x}").Append(r.MarkMask is { } mask ? $"/0x{mask:x}" : "");
+        if (r.IpProtocol != 0) s.Append(" ipproto ").Append(IpProtocolName(r.IpProtocol));
+        if (r.DestinationPorts is { } ports) s.Append(" dport ").Append(ports);
         s.Append(r.Action == RuleAction.Unreachable ? " unreachable" : $" lookup {r.Table}");
         if (r.Protocol != 0) s.Append(" proto ").Append(r.Protocol);
         return s.ToString();
     }
+
+    /// <summary>"tcp", "udp", or the number, as ip rule's 'ipproto' takes it.</summary>
+    public static string IpProtocolName(byte protocol) => protocol switch { 6 => "tcp", 17 => "udp", 58 => "ipv6-icmp", 1 => "icmp", _ => protocol.ToString(System.Globalization.CultureInfo.InvariantCulture) };
 }

@@ -86,4 +86,17 @@ public sealed class CollectorTests
         Assert.Equal<HostChange>([new AddRule(rules[1]), new AddRoute(routes[1], "up2")], strays);
         Assert.Equal("ip route add default via 10.2.0.1 dev up2 table 22999 proto 86", strays[1].Command);
     }
+
+    [Fact]
+    public void Stray_rules_are_deleted_most_selective_first()
+    {
+        // 'ip rule del fwmark M lookup T' takes the first rule with that mark and table, one with a
+        // port too: the one with the port must go first, or the plain one would stay.
+        var plain = new Rule(AddressFamily.InterNetwork, 12000, 22009, Mark: 0x10000, MarkMask: 0xff0000, Protocol: 86);
+        var port = plain with { IpProtocol = 6, DestinationPorts = new PortRange(3306, 3306) };
+        var both = port with { Destination = IPAddress.Parse("10.20.0.0"), DestinationLength = 16 };
+        var strays = Collector.StrayRulesAndRoutes(86, [], "net:[1]", [plain, port, both], [], new Dictionary<int, string>()).ToList();
+        Assert.Equal<HostChange>([new AddRule(both), new AddRule(port), new AddRule(plain)], strays);
+        Assert.Equal("ip rule add pref 12000 to 10.20.0.0/16 fwmark 0x10000/0xff0000 ipproto tcp dport 3306 lookup 22009 proto 86", strays[0].Command);
+    }
 }

@@ -25,6 +25,8 @@ public sealed class JournalCodecTests
             new AddRule(new Rule(AddressFamily.InterNetwork, 12000, 22000, Mark: 0x10000, MarkMask: 0xff0000, Protocol: 86)),
             new AddRule(new Rule(AddressFamily.InterNetworkV6, 12000, 22000, Source: IPAddress.Parse("2001:db8:2::2"), SourceLength: 128, Protocol: 86)),
             new AddRule(new Rule(AddressFamily.InterNetwork, 12001, 0, RuleAction.Unreachable)),
+            new AddRule(new Rule(AddressFamily.InterNetworkV6, 12000, 22000, Mark: 0x10000, MarkMask: 0xff0000, Protocol: 86,
+                Destination: IPAddress.Parse("2001:db8::"), DestinationLength: 32, IpProtocol: 6, DestinationPorts: new PortRange(8000, 8080))),
             new AttachRuleProgram("1a2b3", "0badcafe", 0x10000, 0xfedcba9876543210),
         ])
     {

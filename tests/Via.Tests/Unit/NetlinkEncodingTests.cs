@@ -17,7 +17,8 @@ namespace Via.Tests.Unit;
 ///   RTM_NEWROUTE 24, RTM_DELROUTE 25, RTM_NEWRULE 32, RTM_DELRULE 33
 ///   NLM_F_REQUEST 0x1, NLM_F_ACK 0x4, NLM_F_EXCL 0x200, NLM_F_CREATE 0x400
 ///   RTA_DST 1, RTA_OIF 4, RTA_GATEWAY 5, RTA_PRIORITY 6, RTA_PREFSRC 7, RTA_TABLE 15
-///   FRA_SRC 2, FRA_PRIORITY 6, FRA_FWMARK 10, FRA_TABLE 15, FRA_FWMASK 16, FRA_PROTOCOL 21 (u8)
+///   FRA_DST 1, FRA_SRC 2, FRA_PRIORITY 6, FRA_FWMARK 10, FRA_TABLE 15, FRA_FWMASK 16, FRA_PROTOCOL 21 (u8),
+///   FRA_IP_PROTO 22 (u8), FRA_DPORT_RANGE 24 (struct fib_rule_port_range { __u16 start; __u16 end; }, host order)
 ///   RT_TABLE_COMPAT 252 (in the 8-bit table field when the table id is above 255)
 ///   RTN_UNICAST 1, RTN_UNREACHABLE 7; FR_ACT_TO_TBL 1, FR_ACT_UNREACHABLE 7; AF_INET 2, AF_INET6 10
 /// </code>
@@ -96,6 +97,54 @@ public class NetlinkEncodingTests
             "0a 00 00 00 fc 00 00 07 00000000" +       // FR_ACT_UNREACHABLE
             "0800 0600 e12e0000";                      // FRA_PRIORITY 12001 only
         Assert.Equal(Bytes(expected), Hex(msg));
+    }
+
+    [Fact]
+    public void Destination_rule_carries_the_prefix_in_dst_len_the_ip_protocol_and_the_port_range()
+    {
+        // ip rule add pref 12000 to 10.20.0.0/16 fwmark 0x10000/0xff0000 ipproto tcp dport 8000-8080 lookup 22000 proto 86
+        var rule = new Rule(AddressFamily.InterNetwork, 12000, 22000, Mark: 0x10000, MarkMask: 0xff0000, Protocol: 86,
+            Destination: IPAddress.Parse("10.20.0.0"), DestinationLength: 16, IpProtocol: 6, DestinationPorts: new PortRange(8000, 8080));
+
+        byte[] msg = Rtnl.RuleMessage(NewRule, CreateExcl, rule).Build(3);
+
+        string expected =
+            "5c000000 2000 0506 03000000 00000000" +   // len 92
+            "02 10 00 00 fc 00 00 01 00000000" +       // AF_INET, dst_len 16
+            "0800 0600 e02e0000" +                     // FRA_PRIORITY 12000
+            "0800 0f00 f0550000" +                     // FRA_TABLE 22000
+            "0800 0a00 00000100" +                     // FRA_FWMARK
+            "0800 1000 0000ff00" +                     // FRA_FWMASK
+            "0800 0100 0a140000" +                     // FRA_DST 10.20.0.0
+            "0500 1500 56 000000" +                    // FRA_PROTOCOL 86
+            "0500 1600 06 000000" +                    // FRA_IP_PROTO tcp
+            "0800 1800 401f 901f";                     // FRA_DPORT_RANGE 8000 (0x1f40), 8080 (0x1f90), little-endian host
+        Assert.Equal(Bytes(expected), Hex(msg));
+    }
+
+    [Fact]
+    public void A_destination_rule_reads_back_as_it_was_written()
+    {
+        var rule = new Rule(AddressFamily.InterNetworkV6, 12000, 22000, Mark: 0x10000, MarkMask: 0xff0000, Protocol: 86,
+            Destination: IPAddress.Parse("2001:db8::"), DestinationLength: 32, IpProtocol: 17, DestinationPorts: new PortRange(53, 53));
+        byte[] bytes = Rtnl.RuleMessage(NewRule, CreateExcl, rule).Build(7);
+
+        var back = Rtnl.ParseRule(new NetlinkMessage(MemoryMarshal.Read<NlMsgHdr>(bytes), bytes.AsSpan(16)));
+
+        Assert.Equal(rule, back);
+        Assert.Equal(4, back.SelectorCount);
+        Assert.False(back.OtherSelectors);
+    }
+
+    [Fact]
+    public void A_port_range_the_kernel_refuses_is_not_valid()
+    {
+        Assert.True(new PortRange(1, 65534).IsValid);
+        Assert.False(new PortRange(1, 65535).IsValid);   // fib_rule_port_range_valid: end < 0xffff
+        Assert.False(new PortRange(0, 80).IsValid);
+        Assert.False(new PortRange(90, 80).IsValid);
+        Assert.Equal("8000-8080", new PortRange(8000, 8080).ToString());
+        Assert.Equal("53", new PortRange(53, 53).ToString());
     }
 
     [Fact]
