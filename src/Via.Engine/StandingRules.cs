@@ -39,8 +39,7 @@ public static class StandingRules
     public static RuleAdded Add(RuleSelector selector, RouteRequest route, string origin, SessionOutput output, Fault fault, bool replace = false)
     {
         var rule = Resolve(selector, origin);
-        if (selector.Kind == SelectorKind.Dport)
-            throw new ViaException($"rule {selector}: destination-port rules are not supported by this via yet; nothing was changed");
+        if (selector.Kind == SelectorKind.Dport) PortsOf(selector); // refused before anything is made
         if (Find(selector) is { } existing && !SameRoute(existing.Route, route))
         {
             if (!replace)
@@ -55,42 +54,11 @@ public static class StandingRules
                 var current = Journal.Read(Journal.PathOf(session.Route.Id));
                 if (FindIn(RouteRegistry.All().Where(r => r.Id != current.Id), rule) is { } other)
                     throw new ViaException($"rule {selector} is on route {other.Route.Id} (dev {other.Route.Device}) already; 'via rule del {selector}' first, or replace it");
-                bool added = FindIn([current], rule) is null;
-                var program = current.Changes.OfType<AttachRuleProgram>().FirstOrDefault();
-                bool attach = program is null;
-                program ??= AttachRuleProgram.Make(current.Mark);
-                // Journal first: whatever happens next, the teardown and 'via gc' know the program and the rule.
-                var updated = current with
-                {
-                    Changes = attach ? [.. current.Changes, program] : current.Changes,
-                    Rules = added ? [.. current.Rules, rule] : current.Rules,
-                };
-                Journal.Write(updated);
-                fault.At("rule");
-                try
-                {
-                    if (attach || program.OpenMap(SelectorKind.User) is not { } probe)
-                    {
-                        // Its first rule, or its program was detached by someone: attached (again), with every rule of the route.
-                        using var host = new Host();
-                        Applier.Apply(host, [program], c => output.Say("+ " + c.Command));
-                        foreach (var r in updated.Rules) SetEntry(program, r, updated.Mark, output);
-                    }
-                    else
-                    {
-                        probe.Dispose();
-                        SetEntry(program, rule, updated.Mark, output);
-                    }
-                }
-                catch (Exception e) when (e is ApplyException or Kernel.KernelException)
-                {
-                    // Nothing of it stays: the rule leaves the journal, and so does the program if this made it (and could undo it).
-                    var leftovers = e is ApplyException a ? a.Leftovers.Select(l => l.Change).ToList() : [];
-                    if (!attach) RemoveEntry(program, rule, output);
-                    Journal.Write(current with { Changes = [.. current.Changes, .. leftovers] });
-                    throw;
-                }
-                return new RuleAdded(new RuleEntry(added ? rule : FindIn([updated], rule)!.Rule, updated), added);
+                var had = FindIn([current], rule);
+                var updated = had is null ? current with { Rules = [.. current.Rules, rule] } : current;
+                return new RuleAdded(new RuleEntry(had?.Rule ?? rule, rule.How == "ebpf"
+                    ? AddToProgram(current, updated, rule, output, fault)
+                    : AddPortRules(current, updated, rule, output, fault)), had is null);
             }
         }
         finally
@@ -99,6 +67,88 @@ public static class StandingRules
             // made and could not use goes.
             session.Leave();
         }
+    }
+
+    /// <summary>A user, group or comm rule: an entry of the route's rule program's maps (the program attached with the route's first one).</summary>
+    private static ActiveRoute AddToProgram(ActiveRoute current, ActiveRoute updated, StandingRule rule, SessionOutput output, Fault fault)
+    {
+        var program = current.Changes.OfType<AttachRuleProgram>().FirstOrDefault();
+        bool attach = program is null;
+        program ??= AttachRuleProgram.Make(current.Mark);
+        // Journal first: whatever happens next, the teardown and 'via gc' know the program and the rule.
+        if (attach) updated = updated with { Changes = [.. current.Changes, program] };
+        Journal.Write(updated);
+        fault.At("rule");
+        try
+        {
+            if (attach || program.OpenMap(SelectorKind.User) is not { } probe)
+            {
+                // Its first rule, or its program was detached by someone: attached (again), with every rule of the route.
+                using var host = new Host();
+                Applier.Apply(host, [program], c => output.Say("+ " + c.Command));
+                foreach (var r in updated.Rules) SetEntry(program, r, updated.Mark, output);
+            }
+            else
+            {
+                probe.Dispose();
+                SetEntry(program, rule, updated.Mark, output);
+            }
+        }
+        catch (Exception e) when (e is ApplyException or Kernel.KernelException)
+        {
+            // Nothing of it stays: the rule leaves the journal, and so does the program if this made it (and could undo it).
+            var leftovers = e is ApplyException a ? a.Leftovers.Select(l => l.Change).ToList() : [];
+            if (!attach) RemoveEntry(program, rule, output);
+            Journal.Write(current with { Changes = [.. current.Changes, .. leftovers] });
+            throw;
+        }
+        return updated;
+    }
+
+    /// <summary>
+    /// A destination-port rule: a socket's destination is not known when it is made, so no program can
+    /// pick it then; a policy-routing rule picks its packets at the route lookup of connect() or
+    /// sendto() instead ('ip rule add pref P+1 ipproto tcp dport 3306 lookup T'), which also gives them
+    /// IFACE's source address (no NAT). One priority after the fwmark rules of every via route (P), so
+    /// that a program on a route of 'via run' keeps that route; the route's table ends in its
+    /// unreachable default, so when IFACE goes the rule's packets fail closed like the route's own.
+    /// </summary>
+    private static ActiveRoute AddPortRules(ActiveRoute current, ActiveRoute updated, StandingRule rule, SessionOutput output, Fault fault)
+    {
+        var changes = PortRules(current, rule.Selector);
+        var missing = changes.Where(c => !current.Changes.Contains(c)).ToList();
+        updated = updated with { Changes = [.. current.Changes, .. missing] };
+        Journal.Write(updated);
+        fault.At("rule");
+        try
+        {
+            using var host = new Host();
+            Applier.Apply(host, missing, c => output.Say("+ " + c.Command));
+        }
+        catch (ApplyException e)
+        {
+            Journal.Write(current with { Changes = [.. current.Changes, .. e.Leftovers.Select(l => l.Change)] });
+            throw;
+        }
+        return updated;
+    }
+
+    private static (DestinationPort Port, Kernel.Netlink.PortRange Range) PortsOf(RuleSelector selector)
+    {
+        var port = DestinationPort.Parse(selector.Value, out string? error) ?? throw new ViaException($"rule {selector}: {error}");
+        var ports = new Kernel.Netlink.PortRange(port.First, port.Last);
+        if (!ports.IsValid)
+            throw new ViaException($"rule {selector}: the kernel's routing rules take ports up to {Kernel.Netlink.PortRange.MaxLast} (a range may not end at 65535); nothing was changed");
+        return (port, ports);
+    }
+
+    /// <summary>The ip rules of a destination-port rule on the route, IPv4 and IPv6.</summary>
+    public static List<HostChange> PortRules(ActiveRoute route, RuleSelector selector)
+    {
+        var (port, ports) = PortsOf(selector);
+        var numbers = RouteFollow.Numbers(route);
+        return [.. new[] { System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.AddressFamily.InterNetworkV6 }.Select(family =>
+            (HostChange)new AddPortRule(new Kernel.Netlink.Rule(family, numbers.Priority + 1, numbers.Table, IpProtocol: port.ProtocolNumber, DestinationPorts: ports, Protocol: Planner.Protocol)))];
     }
 
     /// <summary>Every standing rule, with its route (read-only: no lock, no root needed).</summary>
@@ -130,7 +180,16 @@ public static class StandingRules
             bool lastProgramRule = program is not null && !rules.Any(r => r.How == "ebpf");
             // Journal first: the rule is gone from it before its entry goes; the program stays listed until it is detached.
             Journal.Write(route with { Rules = rules });
-            if (program is not null)
+            if (entry.Rule.How == "ip-rule")
+            {
+                var ports = PortRules(route, entry.Selector).Where(route.Changes.Contains).ToList();
+                using var host = new Host();
+                var leftovers = Applier.Undo(host, ports, () => output.Say("- ip rule del ... " + entry.Selector));
+                foreach (var l in leftovers) output.Note("could not undo: " + l);
+                route = route with { Changes = route.Changes.Where(c => !ports.Contains(c) || leftovers.Any(l => l.Change == c)).ToList() };
+                Journal.Write(route with { Rules = rules });
+            }
+            else if (program is not null)
             {
                 if (lastProgramRule)
                 {

@@ -188,6 +188,63 @@ public sealed class RuleTests(TopologyFixture<RuleTests> fixture, ITestOutputHel
     }
 
     [RootFact]
+    public void A_dport_rule_sends_that_port_through_the_route_and_fails_closed_when_the_interface_goes()
+    {
+        // A second server on each side, on another port.
+        lock (fixture)
+        {
+            if (!_secondServers.Contains(T))
+            {
+                for (int k = 1; k <= 2; k++) T.Serve(T.Isp(k), ViaBinary.Path, $"isp{k}", ["--port", "8081"]);
+                _secondServers.Add(T);
+            }
+        }
+        var before = HostSnapshot.Take(T);
+        (int Code, string Out) Curl(int port, params string[] prefix)
+        {
+            var r = T.InHost([.. prefix, "curl", "-sS", "--max-time", "3", $"http://{Topology.Server4}:{port}/"]);
+            return (r.Code, r.Out.Trim());
+        }
+        Assert.Equal("isp1 10.1.0.2", Curl(8081).Out);
+
+        Assert.Equal(0, Via_("rule", "add", "--dport", "tcp:8081", "--dev", "up2").Code);
+        var rule = Assert.Single(Rules());
+        Assert.Equal("dport:tcp:8081", rule.GetProperty("selector").GetString());
+        Assert.Equal("ip-rule", rule.GetProperty("how").GetString());
+        uint table = rule.GetProperty("table").GetUInt32();
+        Assert.Contains($"ipproto tcp dport 8081 lookup {table}", Topology.Run("ip", ["-n", T.Host, "rule"]).Out);
+        // No program at the cgroup2 root for a port rule.
+        Assert.DoesNotContain("via_rule", HostSnapshot.Take(T).Programs);
+
+        Assert.Equal("isp2 10.2.0.2", Curl(8081).Out);
+        Assert.Equal("isp1 10.1.0.2", Curl(8080).Out);
+        // A program on a route of 'via run' keeps its route: its fwmark rule comes first.
+        var run = Via_("run", "--dev", "up1", "--", "curl", "-sS", "--max-time", "5", $"http://{Topology.Server4}:8081/");
+        Assert.Equal("isp1 10.1.0.2", run.Out.Trim());
+
+        // IFACE down: the port's connections fail (the table's unreachable default), never out of up1.
+        Topology.Ip("-n", T.Host, "link", "set", "up2", "down");
+        try
+        {
+            var cut = Curl(8081);
+            Assert.NotEqual(0, cut.Code);
+            Assert.DoesNotContain("isp1", cut.Out);
+        }
+        finally
+        {
+            Topology.Ip("-n", T.Host, "link", "set", "up2", "up");
+        }
+        // Back up, the route's reaper puts its table back.
+        Via.WaitUntil(() => Curl(8081).Out == "isp2 10.2.0.2", "the dport rule's route to be back through up2");
+
+        Assert.Equal(0, Via_("rule", "del", "--dport", "tcp:8081").Code);
+        Assert.Equal("isp1 10.1.0.2", Curl(8081).Out);
+        HostSnapshot.AssertUnchanged(before, T, viaRoutesOnly: true);
+    }
+
+    private static readonly HashSet<Topology> _secondServers = new(ReferenceEqualityComparer.Instance);
+
+    [RootFact]
     public void Bad_input_is_refused_and_nothing_changes()
     {
         var before = HostSnapshot.Take(T);
@@ -208,6 +265,7 @@ public sealed class RuleTests(TopologyFixture<RuleTests> fixture, ITestOutputHel
         Refused("there is no rule user:daemon", "rule", "del", "--user", "daemon");
         Refused("is not a selector", "rule", "del", "daemon");
         Refused("interface 'nosuchdev0' does not exist", "rule", "add", "--user", "daemon", "--dev", "nosuchdev0");
+        Refused("may not end at 65535", "rule", "add", "--dport", "tcp:65000-65535", "--dev", "up2");
         Assert.Empty(Rules());
     }
 

@@ -153,6 +153,11 @@ public static class RuleAddCommand
               sudo via rule add --user backup --dev wg0
               sudo via rule add --group media --dev eth1 --gateway 192.168.1.1
               sudo via rule add --comm syncthing --dev wg0
+              sudo via rule add --dport tcp:3306 --dev eth1
+
+            --dport is the one rule that is not about who: every TCP connection or UDP datagram of the
+            host to that port (of programs on no route of via's) leaves through IFACE, by a routing rule
+            ('ip rule ... ipproto tcp dport 3306 lookup TABLE'), with IFACE's source address.
             """);
         foreach (var o in selectors.All) command.Options.Add(o);
         foreach (var o in new Option[] { dev, gateway, source, json, verbose }) command.Options.Add(o);
