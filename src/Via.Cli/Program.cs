@@ -57,6 +57,7 @@ public static class Program
         ("run", RunCommandDefinition.Create),
         ("attach", AttachCommand.Create),
         ("detach", DetachCommand.Create),
+        ("rule", Via.Cli.Commands.Rule.RuleCommand.Create),
         ("ls", LsCommand.Create),
         ("top", TopCommand.Create),
         ("up", UpCommand.Create),

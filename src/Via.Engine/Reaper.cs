@@ -14,6 +14,8 @@ public static class Reaper
 
     public static void Start(string routeId)
     {
+        // A route held by standing rules gets a reaper each time a rule is added: one is enough.
+        if (Running(routeId)) return;
         var start = new ProcessStartInfo(Environment.ProcessPath ?? "/proc/self/exe")
         {
             UseShellExecute = false,
@@ -28,6 +30,25 @@ public static class Reaper
         reaper?.StandardInput.Close();
         reaper?.StandardOutput.Close();
         reaper?.StandardError.Close();
+    }
+
+    /// <summary>Whether a reaper of this state directory already waits for route <paramref name="routeId"/>.</summary>
+    public static bool Running(string routeId)
+    {
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out int pid) || pid == Environment.ProcessId) continue;
+            try
+            {
+                var args = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
+                if (args.Length < 3 || args[1] != Verb || args[2] != routeId) continue;
+                string state = File.ReadAllText(Path.Combine(dir, "environ")).Split('\0')
+                    .FirstOrDefault(e => e.StartsWith("VIA_STATE_DIR=", StringComparison.Ordinal))?["VIA_STATE_DIR=".Length..] is { Length: > 0 } d ? d : Journal.DefaultStateDirectory;
+                if (state == Journal.StateDirectory) return true;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        }
+        return false;
     }
 
     public static int Run(ReadOnlySpan<string> args)

@@ -72,6 +72,10 @@ public sealed record ActiveRoute(
 
     /// <summary>What a named route was made from (<c>NamedRoute.Definition</c>): <c>via apply</c> re-makes it when the file's differs.</summary>
     public string? Definition { get; init; }
+
+    /// <summary>Standing rules on the route (<c>via rule add</c>, via.conf): every socket they pick out goes
+    /// through it, whoever started the process. The route lives while it has one.</summary>
+    public List<Rules.StandingRule> Rules { get; init; } = [];
 }
 
 /// <summary>A cgroup of someone else's that <c>via attach</c> routes as a whole; via never creates nor removes it.</summary>

@@ -37,6 +37,8 @@ public static class Teardown
     /// </summary>
     public static Membership Occupancy(ActiveRoute route, bool mayMount = false)
     {
+        // Standing rules keep their route, process or not: they are wanted until 'via rule del'.
+        if (route.Rules.Count > 0) return new Membership(true, null);
         // A cgroup of someone else's attached to the route (a service): the route lives until it is
         // detached or the cgroup is removed (the service stopped), whether or not it has processes
         // now (a service between two of its processes is still the service).
@@ -104,8 +106,16 @@ public static class Teardown
     /// </summary>
     public static void WaitUntilEmpty(ActiveRoute route, TimeSpan poll)
     {
-        for (var wait = poll; HasMembers(route, mayMount: true); wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.TicksPerSecond)))
+        for (var wait = poll; HasMembers(Current(route), mayMount: true); wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.TicksPerSecond)))
             Thread.Sleep(wait);
+    }
+
+    /// <summary>A route held by standing rules as its journal says now ('via rule del' takes them away while a reaper waits); gone: none.</summary>
+    private static ActiveRoute Current(ActiveRoute route)
+    {
+        if (route.Rules.Count == 0) return route;
+        try { return Journal.Read(Journal.PathOf(route.Id)); }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException) { return route with { Rules = [] }; }
     }
 
     /// <summary>

@@ -24,8 +24,8 @@ public static class LsCommand
             renumbered or re-created, or another program deleted its rules or routes), age, what
             the route's programs sent out and received through the interface since it was made, how many
             packets the egress guard refused (packets aimed at another interface), and the processes in
-            each (PID, user, command), and the name of a route of via.conf (standing: kept up by 'via up'
-            or 'via apply'). 'via top' shows the same live, with rates.
+            each (PID, user, command), the name of a route of via.conf (standing: kept up by 'via up'
+            or 'via apply'), and the standing rules that hold it ('via rule ls'). 'via top' shows the same live, with rates.
 
               via ls
               via ls --json | jq '.[] | {id, refused: .traffic.refusedPackets}'
@@ -63,6 +63,8 @@ public static class LsCommand
             Console.WriteLine($"{r.Id}: attached {string.Join(", ", r.Attached!.Select(a => $"pid {a.Pid} (from {a.From})"))}");
         foreach (var r in routes.Where(r => r.AttachedCgroups is { Length: > 0 }))
             Console.WriteLine($"{r.Id}: attached {string.Join(", ", r.AttachedCgroups!.Select(c => c.Unit is null ? $"cgroup {c.Cgroup}" : $"unit {c.Unit} (cgroup {c.Cgroup})"))}");
+        foreach (var r in routes.Where(r => r.Rules is { Length: > 0 }))
+            Console.WriteLine($"{r.Id}: held by standing rules {string.Join(", ", r.Rules!)} ('via rule ls')");
         return ExitCodes.Ok;
     }
 
@@ -93,11 +95,12 @@ public sealed record TrafficListing(ulong OutPackets, ulong OutBytes, ulong InPa
 /// <param name="Repairs">How many times via re-made the route's objects while it was in use.</param>
 /// <param name="Name">The via.conf route it was made from ('via up', 'via run --route', 'via apply'), or null.</param>
 /// <param name="Standing">Kept up without a program ('via up', 'via apply') until 'via down'.</param>
+/// <param name="Rules">The standing rules that hold it ('via rule ls'), as selectors ("user:alice").</param>
 public sealed record RouteListing(
     string Id, string Device, string? Gateway, string Mark, uint Table, string Mechanism, string State,
     string NetworkNamespace, DateTimeOffset Created, long AgeSeconds, TrafficListing? Traffic, ProcessListing[] Processes,
     string? Waiting = null, int Repairs = 0, AttachedListing[]? Attached = null, AttachedCgroupListing[]? AttachedCgroups = null,
-    string? Name = null, bool Standing = false)
+    string? Name = null, bool Standing = false, string[]? Rules = null)
 {
     /// <summary>Every route of the journal, with its counters and processes as they are now (read-only).</summary>
     public static RouteListing[] ReadAll(DateTimeOffset now) => RouteRegistry.All().OrderBy(r => r.Table).Select(r => new RouteListing(
@@ -108,7 +111,7 @@ public sealed record RouteListing(
         r.Down ? null : r.Waiting, r.Repairs,
         r.Attached.Where(a => a.Process.IsAlive).Select(a => new AttachedListing(a.Process.Pid, a.From)).ToArray(),
         r.AttachedCgroups.Select(c => new AttachedCgroupListing(c.Path, c.Unit)).ToArray(),
-        r.Name, r.Standing)).ToArray();
+        r.Name, r.Standing, r.Rules.Select(x => x.Selector.ToString()).ToArray())).ToArray();
 
     private static TrafficListing? ReadTraffic(ActiveRoute route)
     {
