@@ -1,6 +1,7 @@
 using Via.Kernel;
 using Via.Kernel.Processes;
 using Via.Mechanisms;
+using Via.Mechanisms.Rules;
 using Via.Planning;
 
 namespace Via.Engine;
@@ -61,6 +62,8 @@ public static class NamedRoutes
                 Users = [.. current.Users.Where(u => u != ProcessIdentity.Self && u.IsAlive)],
             };
             Journal.Write(standing);
+            // Its keeper: the route follows IFACE while it stands, with no program's via to watch it.
+            Reaper.Start(standing.Id);
             return new UpOutcome(standing, false);
         }
     }
@@ -81,7 +84,7 @@ public static class NamedRoutes
 
 /// <summary>One change <c>via apply</c> would make: what, to which object, in words, and the doing of it.</summary>
 /// <param name="Verb">"up" (make), "remake" (the definition changed, or its rules are gone), "repair" (put back what the kernel dropped),
-/// "down" (left the file); rules add their own.</param>
+/// "down" (left the file); for standing rules "rule-add", "rule-move" (to the route the file now says) and "rule-del" (left the file).</param>
 /// <param name="Subject">What it is done to: "route work".</param>
 /// <param name="Execute">Makes the change; throws (<see cref="Failure.Describe"/> says it) when the host refuses it.</param>
 public sealed record ApplyAction(string Verb, string Subject, string Description, Action Execute);
@@ -94,8 +97,51 @@ public sealed record ApplyAction(string Verb, string Subject, string Description
 public static class ApplyPlanner
 {
     /// <summary>Every action, routes first (a rule may go by a route of the file).</summary>
-    public static List<ApplyAction> Plan(ViaConfig config, SessionOutput output, Fault fault) =>
-        [.. Routes(config, NamedRoutes.Standing(RouteRegistry.All(), Namespaces.CurrentNetwork()), RouteRegistry.StandingHolds, RouteWatcher.Drift, output, fault)];
+    public static List<ApplyAction> Plan(ViaConfig config, SessionOutput output, Fault fault)
+    {
+        string here = Namespaces.CurrentNetwork();
+        List<ApplyAction> routes = [.. Routes(config, NamedRoutes.Standing(RouteRegistry.All(), here), RouteRegistry.StandingHolds, RouteWatcher.Drift, output, fault)];
+        var remade = routes.Where(a => a.Verb is "remake" or "down").Select(a => a.Subject).ToHashSet(StringComparer.Ordinal);
+        var rules = StandingRules.List().Where(e => e.Route.NetworkNamespace == here).ToList();
+        return [.. routes, .. Rules(config, rules, name => remade.Contains($"route {name}"), output, fault)];
+    }
+
+    /// <summary>
+    /// The standing rules: every <c>[rule]</c> of the file is put on its route (a route of the file, or
+    /// a device); via's rules that came from the file (origin config) and that it no longer has are
+    /// deleted. A rule made by hand ('via rule add', origin cli) is never touched, unless the file puts
+    /// the same selector on another route: the file wins, and the rule moves. A rule whose route of the
+    /// file is made again (<paramref name="remade"/>) moves to the new one. Pure but for the actions.
+    /// </summary>
+    public static IEnumerable<ApplyAction> Rules(ViaConfig config, IReadOnlyList<RuleEntry> current, Func<string, bool> remade, SessionOutput output, Fault fault)
+    {
+        foreach (var rule in config.Rules)
+        {
+            var request = rule.Route is { } name ? config.Route(name)!.Request : new RouteRequest(rule.Device!);
+            string way = rule.Route is { } n ? $"route {n}" : $"dev {rule.Device}";
+            string subject = $"rule {rule.Selector}";
+            var on = current.FirstOrDefault(e => e.Selector == rule.Selector);
+            if (on is null)
+            {
+                yield return new ApplyAction("rule-add", subject, $"add {subject} through {way}", () => StandingRules.Add(rule.Selector, request, StandingRule.Config, output, fault));
+                continue;
+            }
+            bool placed = rule.Route is { } wanted
+                ? on.Route.Name == wanted && on.Route.Standing && !on.Route.Down && !remade(wanted)
+                : on.Route.Name is null && on.Route.Device == rule.Device && !on.Route.Down;
+            if (placed) continue;
+            yield return new ApplyAction("rule-move", subject, $"move {subject} from route {on.Route.Id} (dev {on.Route.Device}) to {way}", () =>
+            {
+                // Off the old route first ('rule add' refuses a selector that is on another route): for
+                // that moment, a socket the rule picks out takes the default path.
+                StandingRules.Delete(rule.Selector, output);
+                StandingRules.Add(rule.Selector, request, StandingRule.Config, output, fault);
+            });
+        }
+        foreach (var gone in current.Where(e => e.Rule.Origin == StandingRule.Config && !config.Rules.Any(r => r.Selector == e.Selector)))
+            yield return new ApplyAction("rule-del", $"rule {gone.Selector}", $"delete rule {gone.Selector} (route {gone.Route.Id}, dev {gone.Route.Device}): it is no longer in {config.Source}",
+                () => StandingRules.Delete(gone.Selector, output));
+    }
 
     /// <summary>
     /// The routes: every <c>[route NAME]</c> of the file is a standing route; via's standing named routes

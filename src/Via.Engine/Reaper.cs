@@ -6,7 +6,9 @@ namespace Via.Engine;
 
 /// <summary>
 /// A detached process that removes a route once its last process is gone: started when the
-/// program exits but left daemonized descendants behind (they stay routed until then).
+/// program exits but left daemonized descendants behind (they stay routed until then), when a
+/// route gets its first standing rule, and when a route is made standing ('via up', 'via apply').
+/// Meanwhile its watcher keeps the route following IFACE (DESIGN.md point 12), as a program's via would.
 /// </summary>
 public static class Reaper
 {
@@ -69,12 +71,34 @@ public static class Reaper
             // Removed by another via, down or gc; or via's state directory was wiped, and 'via gc' finds the route by its tags.
             catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return ExitCodes.Ok; }
             Teardown.WaitUntilEmpty(route, TimeSpan.FromMilliseconds(100));
+            RouteRegistry.Outcome outcome;
             using (RouteRegistry.Lock())
             {
-                var (outcome, problems) = RouteRegistry.Leave(id, ProcessIdentity.Self);
+                List<string> problems;
+                (outcome, problems) = RouteRegistry.Leave(id, ProcessIdentity.Self);
                 // InUse: a via joined meanwhile and will remove the route itself when it leaves.
-                if (outcome != RouteRegistry.Outcome.ProcessesRemain) return problems.Count == 0 ? ExitCodes.Ok : ExitCodes.ViaFailed;
+                if (outcome is not (RouteRegistry.Outcome.ProcessesRemain or RouteRegistry.Outcome.Standing)) return problems.Count == 0 ? ExitCodes.Ok : ExitCodes.ViaFailed;
             }
+            // A standing route ('via up', 'via apply') has no program: its reaper is its keeper, and its
+            // watcher keeps it following IFACE until 'via down' or 'via apply' takes it away.
+            if (outcome == RouteRegistry.Outcome.Standing) WaitWhileStanding(id);
         }
     }
+
+    /// <summary>Polls the journal until the route is no longer standing (or gone, or via's state directory with it).</summary>
+    private static void WaitWhileStanding(string id)
+    {
+        while (true)
+        {
+            try
+            {
+                if (!Journal.Read(Journal.PathOf(id)).Standing) return;
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException) { return; }
+            Thread.Sleep(StandingPoll);
+        }
+    }
+
+    /// <summary>How often the keeper of a standing route looks whether it is still standing (its watcher does the rest).</summary>
+    private static readonly TimeSpan StandingPoll = TimeSpan.FromMilliseconds(500);
 }

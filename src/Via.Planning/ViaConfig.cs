@@ -27,7 +27,7 @@ namespace Via.Planning;
 /// route = work                 # or: dev = eth1
 /// </code>
 /// </summary>
-public sealed partial record ViaConfig(Settings Settings, IReadOnlyList<NamedRoute> Routes, IReadOnlyList<RuleEntry> Rules)
+public sealed partial record ViaConfig(Settings Settings, IReadOnlyList<NamedRoute> Routes, IReadOnlyList<ConfigRule> Rules)
 {
     /// <summary>The file it was read from (or would be: a missing file is an empty configuration).</summary>
     public string Source => Settings.Source;
@@ -75,7 +75,7 @@ public sealed partial record ViaConfig(Settings Settings, IReadOnlyList<NamedRou
     {
         var settings = Settings.Default with { Source = source };
         var routes = new List<NamedRoute>();
-        var rules = new List<RuleEntry>();
+        var rules = new List<ConfigRule>();
         Section? section = null;
         int lineNumber = 0;
         void Close()
@@ -208,14 +208,14 @@ public sealed partial record ViaConfig(Settings Settings, IReadOnlyList<NamedRou
                 Get("table") is { } t ? uint.Parse(t, CultureInfo.InvariantCulture) : null, line);
         }
 
-        public RuleEntry ToRule(string source)
+        public ConfigRule ToRule(string source)
         {
             string? key = _values.Keys.FirstOrDefault(RuleSelectorKeys.Contains)
                 ?? throw new PlanException($"{source}:{line}: a rule needs a selector: one of user, group, comm, dport");
             var way = _values.Keys.FirstOrDefault(k => k is "route" or "dev")
                 ?? throw new PlanException($"{source}:{line}: rule {key}:{_values[key].Value} needs a way out: route = NAME (a [route NAME] of this file) or dev = IFACE");
             var selector = RuleSelector.Make(key, _values[key].Value, out _)!.Value;
-            return new RuleEntry(selector, way == "route" ? _values[way].Value : null, way == "dev" ? _values[way].Value : null, line);
+            return new ConfigRule(selector, way == "route" ? _values[way].Value : null, way == "dev" ? _values[way].Value : null, line);
         }
     }
 
@@ -249,4 +249,4 @@ public sealed record NamedRoute(string Name, string Device, IPAddress? Gateway, 
 }
 
 /// <summary>A <c>[rule]</c> of via.conf: a standing rule, by a route of the file (<paramref name="Route"/>) or a device.</summary>
-public sealed record RuleEntry(RuleSelector Selector, string? Route, string? Device, int Line);
+public sealed record ConfigRule(RuleSelector Selector, string? Route, string? Device, int Line);

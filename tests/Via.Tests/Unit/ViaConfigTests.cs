@@ -47,7 +47,7 @@ public sealed class ViaConfigTests
         Assert.Equal([IPAddress.Parse("9.9.9.9"), IPAddress.Parse("2620:fe::fe")], work.Dns.Servers);
         var home = c.Route("wg-home")!;
         Assert.Equal(("wg0", (IPAddress?)null, (IPAddress?)null, "auto", (uint?)null, DnsRequest.Default), (home.Device, home.Gateway, home.Source, home.Method, home.Table, home.Dns));
-        Assert.Equal([new RuleEntry(new RuleSelector(SelectorKind.User, "alice"), "work", null, 15), new RuleEntry(new RuleSelector(SelectorKind.Dport, "tcp:3306"), null, "eth1", 19)], c.Rules);
+        Assert.Equal([new ConfigRule(new RuleSelector(SelectorKind.User, "alice"), "work", null, 15), new ConfigRule(new RuleSelector(SelectorKind.Dport, "tcp:3306"), null, "eth1", 19)], c.Rules);
         Assert.Null(c.Route("nope"));
     }
 

@@ -5,7 +5,7 @@ using Via.Planning;
 
 namespace Via.Cli.Commands.Apply;
 
-/// <summary>'via apply [--check]': makes the host match via.conf (its routes now; its rules once they are via's too).</summary>
+/// <summary>'via apply [--check]': makes the host match via.conf, its routes and its rules.</summary>
 public static class ApplyCommand
 {
     public static readonly Option<bool> Check = new("--check")
@@ -23,8 +23,11 @@ public static class ApplyCommand
             Make the host match via.conf (VIA_CONFIG names another file): every [route NAME] of the file is
             brought up as a standing route ('via up'), what the kernel dropped from one (its interface went
             and came back) is put back, one whose definition changed is made again, and the standing
-            routes via made that the file no longer has are removed. Nothing else is touched: routes of
-            'via run' and 'via attach', and anything that is not via's. Running it again changes nothing.
+            routes via made that the file no longer has are removed. Every [rule] is put on its route (a
+            route of the file, or a device), and the rules an earlier 'via apply' made that the file no
+            longer has are deleted. Nothing else is touched: routes of 'via run' and 'via attach', rules of
+            'via rule add' (unless the file puts the same selector on another route: the file wins), and
+            anything that is not via's. Running it again changes nothing.
             A malformed file is refused with FILE:LINE: reason, and nothing is changed. A route the host
             cannot make (its interface is missing) is reported; the others are still made.
             The systemd unit via-apply.service runs it at boot (see the README).

@@ -138,6 +138,12 @@ public static class RuleAddCommand
             CustomParser = RunCommandDefinition.Source.CustomParser,
             HelpName = "IP",
         };
+        var route = new Option<string?>("--route")
+        {
+            Description = "A route of via.conf ([route NAME]) instead of --dev, --gateway and --src: the rule goes on that route (the standing one if it is up).",
+            HelpName = "NAME",
+            CompletionSources = { ValueKind.RouteName.Complete },
+        };
         var json = new Option<bool>("--json") { Description = "Print the rule as one JSON object." };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Print each change on stderr as it is made." };
         var command = new Command("add", $"""
@@ -154,22 +160,31 @@ public static class RuleAddCommand
               sudo via rule add --group media --dev eth1 --gateway 192.168.1.1
               sudo via rule add --comm syncthing --dev wg0
               sudo via rule add --dport tcp:3306 --dev eth1
+              sudo via rule add --user alice --route work     # [route work] of via.conf
 
             --dport is the one rule that is not about who: every TCP connection or UDP datagram of the
             host to that port (of programs on no route of via's) leaves through IFACE, by a routing rule
             ('ip rule ... ipproto tcp dport 3306 lookup TABLE'), with IFACE's source address.
             """);
         foreach (var o in selectors.All) command.Options.Add(o);
-        foreach (var o in new Option[] { dev, gateway, source, json, verbose }) command.Options.Add(o);
-        command.SetAction(parse => Run(parse, selectors, new RouteRequest(parse.GetValue(dev) ?? "", parse.GetValue(gateway), parse.GetValue(source)),
-            parse.GetValue(json), parse.GetValue(verbose)));
+        foreach (var o in new Option[] { dev, gateway, source, route, json, verbose }) command.Options.Add(o);
+        command.SetAction(parse =>
+        {
+            if (parse.GetValue(route) is not { } name)
+                return Run(parse, selectors, new RouteRequest(parse.GetValue(dev) ?? "", parse.GetValue(gateway), parse.GetValue(source)), parse.GetValue(json), parse.GetValue(verbose));
+            var given = new[] { dev, (Option)gateway, source }.Where(o => parse.GetResult(o) is not null).Select(o => o.Name).ToList();
+            if (given.Count > 0) return Say.Error($"--route {name} names the route; {string.Join(", ", given)} cannot be given with it (the file says them); nothing was changed");
+            var config = ViaConfig.Load();
+            if (config.Route(name) is not { } named) return Say.Error($"no route '{name}' in via.conf ({config.RouteNames}); add a [route {name}] section, or use --dev; nothing was changed");
+            return Run(parse, selectors, named.Request, parse.GetValue(json), parse.GetValue(verbose));
+        });
         return command;
     }
 
     private static int Run(ParseResult parse, RuleCommand.Selectors selectors, RouteRequest route, bool json, bool verbose)
     {
         if (selectors.Read(parse, null, "add", out string? error) is not { } selector) return Say.Error(error!);
-        if (route.Device.Length == 0) return Say.Error("name the interface the rule's sockets leave through: --dev IFACE; see 'via rule add --help'");
+        if (route.Device.Length == 0) return Say.Error("name the interface the rule's sockets leave through: --dev IFACE (or --route NAME, a route of via.conf); see 'via rule add --help'");
         if (!Exec.IsRoot) return Say.Error("'via rule add' attaches an eBPF program and changes routing rules: it needs root; run it with sudo");
         var done = Engine.StandingRules.Add(selector, route, StandingRule.Cli, AttachCommand.Output(verbose), Engine.Fault.FromEnvironment());
         if (json)
