@@ -22,8 +22,16 @@ public sealed record FollowPlan(string Health, string? Waiting, IReadOnlyList<Ho
     List<HostChange> Changes, string Key, string? Gateway)
 {
     /// <summary>True when the kernel or the journal has something to be done about.</summary>
-    public bool HasWork(ActiveRoute route) => Add.Count > 0 || Remove.Count > 0 || !Changes.SequenceEqual(route.Changes)
+    public bool HasWork(ActiveRoute route) => Add.Count > 0 || Remove.Count > 0 || !SameChanges(route.Changes)
         || Health != route.Health || Waiting != route.Waiting || Key != route.Key || Gateway != route.Gateway;
+
+    /// <summary>
+    /// The same changes as the journal's, in any order: the plan lists the route's own objects after
+    /// the others, and a change added to the route later (a standing rule's program) comes after them
+    /// in the journal; that alone is no work.
+    /// </summary>
+    private bool SameChanges(List<HostChange> journal) =>
+        Changes.Count == journal.Count && Changes.All(journal.Contains) && journal.All(Changes.Contains);
 
     /// <summary>Re-made something the kernel or another program had taken away.</summary>
     public bool Repairs => Add.Count > 0;
