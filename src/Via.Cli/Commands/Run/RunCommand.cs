@@ -29,7 +29,7 @@ public static class RunCommand
         Executable.Inspect(path, out bool isStatic, out bool setId);
 
         var who = ResolveUser(o.User);
-        var request = new SessionRequest(new RouteRequest(o.Device, o.Gateway, o.Source, o.Table, Direct: o.Ip), o.Method, o.Dns, new ProgramImage(path, isStatic, setId));
+        var request = new SessionRequest(new RouteRequest(o.Device, o.Gateway, o.Source, o.Table, Direct: o.Ip, Only: o.Only), o.Method, o.Dns, new ProgramImage(path, isStatic, setId));
         var output = new SessionOutput(Say.Note, o.Verbose ? line => Console.Error.WriteLine("via: " + line) : null);
 
         using var signals = new SignalForwarder();
