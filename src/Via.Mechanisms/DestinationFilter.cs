@@ -53,7 +53,13 @@ public sealed record DestinationFilter(IPAddress? Network, byte PrefixLength, De
         string[] parts = network.Split('/', 2);
         bool plausible = parts[0].Contains(':') || parts[0].Split('.').Length == 4;
         if (parts[0].Length == 0 || !plausible || parts[0].Contains('%') || !IPAddress.TryParse(parts[0], out var address))
+        {
+            // "sctp:80": a port of a protocol --only does not take, rather than a broken address.
+            int colon = network.IndexOf(':', StringComparison.Ordinal);
+            if (at < 0 && colon > 0 && network[..colon].All(char.IsAsciiLetter) && DestinationPort.Parse(network, out string? why) is null)
+                return Fail($"'{text}': {why}", out error);
             return Fail($"'{text}' is not a destination: give a network (10.20.0.0/16, 2001:db8::/32, an address), PROTO:PORT (tcp:3306, udp:53, tcp:8000-8080), or both as NETWORK@PROTO:PORT", out error);
+        }
         int bits = address.AddressFamily == AddressFamily.InterNetwork ? 32 : 128;
         int length = bits;
         if (parts.Length == 2 && (!int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out length) || length > bits))
