@@ -63,7 +63,7 @@ public static class RunCommandDefinition
             + "A network selects its own family; a port alone, IPv4 and IPv6. If the interface goes away, only these destinations fail "
             + "(EHOSTUNREACH), and a packet to one of them is never let out another way. The program's name lookups take the host's "
             + "way unless --dns names servers: those then take the route too (udp and tcp port 53). The program still may not change "
-            + "its sockets' mark nor bind them to a device, for any destination. Not with --method netns or --ip.",
+            + "its sockets' mark nor tie them to another interface (SO_BINDTODEVICE, IP_UNICAST_IF), for any destination. Not with --method netns or --ip.",
         CustomParser = ParseOnly,
         HelpName = "SPEC",
         Arity = ArgumentArity.OneOrMore,
