@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Via.Cli.Commands.Apply;
 using Via.Cli.Commands.Attach;
 using Via.Cli.Commands.Completion;
 using Via.Cli.Commands.Demo;
@@ -9,6 +10,7 @@ using Via.Cli.Commands.Ls;
 using Via.Cli.Commands.Man;
 using Via.Cli.Commands.Run;
 using Via.Cli.Commands.Top;
+using Via.Cli.Commands.Up;
 using Via.Cli.Internal;
 
 namespace Via.Cli;
@@ -55,9 +57,12 @@ public static class Program
         ("run", RunCommandDefinition.Create),
         ("attach", AttachCommand.Create),
         ("detach", DetachCommand.Create),
+        ("rule", Via.Cli.Commands.Rule.RuleCommand.Create),
         ("ls", LsCommand.Create),
         ("top", TopCommand.Create),
+        ("up", UpCommand.Create),
         ("down", DownCommand.Create),
+        ("apply", ApplyCommand.Create),
         ("gc", GcCommand.Create),
         ("doctor", DoctorCommand.Create),
         ("demo", DemoCommand.Create),

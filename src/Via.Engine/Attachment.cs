@@ -302,7 +302,7 @@ public static class Attachment
     }
 
     /// <summary>Opens (or joins) the route with the cgroup method; with auto, a host where it cannot work is said so.</summary>
-    private static RouteSession OpenFor(RouteRequest route, string method, ProgramImage program, SessionOutput output, Fault fault)
+    internal static RouteSession OpenFor(RouteRequest route, string method, ProgramImage program, SessionOutput output, Fault fault)
     {
         try
         {

@@ -4,6 +4,8 @@ namespace Via.Engine;
 public static class ExitCodes
 {
     public const int Ok = 0;
+    /// <summary>'via apply --check': the host differs from via.conf (applying would change something).</summary>
+    public const int WouldChange = 1;
     /// <summary>via itself failed (bad input, no root, the host refused a change). Nothing was left changed.</summary>
     public const int ViaFailed = 125;
     /// <summary>The command was found but could not be executed.</summary>
@@ -17,6 +19,7 @@ public static class ExitCodes
     public static readonly IReadOnlyList<(string Status, string Meaning)> Meanings =
     [
         ($"{Ok}", "Success. 'via run' exits with the program's own status, whatever it is."),
+        ($"{WouldChange}", "'via apply --check': the host differs from via.conf; 'via apply' would change what it printed."),
         ($"{ViaFailed}", "via itself failed (bad input, no root, the host refused a change); nothing on the host was left changed. The error is one line on stderr."),
         ($"{CannotExecute}", "'via run': the program was found but could not be executed."),
         ($"{NotFound}", "'via run': the program was not found."),

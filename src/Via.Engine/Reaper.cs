@@ -6,7 +6,9 @@ namespace Via.Engine;
 
 /// <summary>
 /// A detached process that removes a route once its last process is gone: started when the
-/// program exits but left daemonized descendants behind (they stay routed until then).
+/// program exits but left daemonized descendants behind (they stay routed until then), when a
+/// route gets its first standing rule, and when a route is made standing ('via up', 'via apply').
+/// Meanwhile its watcher keeps the route following IFACE (DESIGN.md point 12), as a program's via would.
 /// </summary>
 public static class Reaper
 {
@@ -14,6 +16,8 @@ public static class Reaper
 
     public static void Start(string routeId)
     {
+        // A route held by standing rules gets a reaper each time a rule is added: one is enough.
+        if (Running(routeId)) return;
         var start = new ProcessStartInfo(Environment.ProcessPath ?? "/proc/self/exe")
         {
             UseShellExecute = false,
@@ -28,6 +32,25 @@ public static class Reaper
         reaper?.StandardInput.Close();
         reaper?.StandardOutput.Close();
         reaper?.StandardError.Close();
+    }
+
+    /// <summary>Whether a reaper of this state directory already waits for route <paramref name="routeId"/>.</summary>
+    public static bool Running(string routeId)
+    {
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out int pid) || pid == Environment.ProcessId) continue;
+            try
+            {
+                var args = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
+                if (args.Length < 3 || args[1] != Verb || args[2] != routeId) continue;
+                string state = File.ReadAllText(Path.Combine(dir, "environ")).Split('\0')
+                    .FirstOrDefault(e => e.StartsWith("VIA_STATE_DIR=", StringComparison.Ordinal))?["VIA_STATE_DIR=".Length..] is { Length: > 0 } d ? d : Journal.DefaultStateDirectory;
+                if (state == Journal.StateDirectory) return true;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        }
+        return false;
     }
 
     public static int Run(ReadOnlySpan<string> args)
@@ -48,12 +71,34 @@ public static class Reaper
             // Removed by another via, down or gc; or via's state directory was wiped, and 'via gc' finds the route by its tags.
             catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return ExitCodes.Ok; }
             Teardown.WaitUntilEmpty(route, TimeSpan.FromMilliseconds(100));
+            RouteRegistry.Outcome outcome;
             using (RouteRegistry.Lock())
             {
-                var (outcome, problems) = RouteRegistry.Leave(id, ProcessIdentity.Self);
+                List<string> problems;
+                (outcome, problems) = RouteRegistry.Leave(id, ProcessIdentity.Self);
                 // InUse: a via joined meanwhile and will remove the route itself when it leaves.
-                if (outcome != RouteRegistry.Outcome.ProcessesRemain) return problems.Count == 0 ? ExitCodes.Ok : ExitCodes.ViaFailed;
+                if (outcome is not (RouteRegistry.Outcome.ProcessesRemain or RouteRegistry.Outcome.Standing)) return problems.Count == 0 ? ExitCodes.Ok : ExitCodes.ViaFailed;
             }
+            // A standing route ('via up', 'via apply') has no program: its reaper is its keeper, and its
+            // watcher keeps it following IFACE until 'via down' or 'via apply' takes it away.
+            if (outcome == RouteRegistry.Outcome.Standing) WaitWhileStanding(id);
         }
     }
+
+    /// <summary>Polls the journal until the route is no longer standing (or gone, or via's state directory with it).</summary>
+    private static void WaitWhileStanding(string id)
+    {
+        while (true)
+        {
+            try
+            {
+                if (!Journal.Read(Journal.PathOf(id)).Standing) return;
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException) { return; }
+            Thread.Sleep(StandingPoll);
+        }
+    }
+
+    /// <summary>How often the keeper of a standing route looks whether it is still standing (its watcher does the rest).</summary>
+    private static readonly TimeSpan StandingPoll = TimeSpan.FromMilliseconds(500);
 }

@@ -254,6 +254,10 @@ public sealed class RouteSession
             case RouteRegistry.Outcome.InUse:
                 _output.Say($"route {Route.Id} stays for its other programs");
                 break;
+            case RouteRegistry.Outcome.Standing:
+                Reaper.Start(Route.Id);
+                _output.Say($"route {Route.Id} stays: it is a standing route ('via down {Route.Name ?? Route.Id}' removes it)");
+                break;
             default:
                 _output.Say($"removed route {Route.Id}");
                 break;

@@ -210,6 +210,36 @@ public sealed class RouteWatcher : IDisposable
         return true;
     }
 
+    /// <summary>
+    /// One look at route <paramref name="id"/> now, as its watcher would take it, for a route that no
+    /// via watches (a standing route: <c>via apply</c>): what the kernel or another program removed is put
+    /// back, under via's lock, journal first. Throws when the host refuses it.
+    /// </summary>
+    public static void CheckOnce(string id, Action<string> say)
+    {
+        var watcher = Create(id, say);
+        var route = watcher.Read();
+        if (route is null) return;
+        using var host = Host.ForNetwork(route.NetworkNamespace)
+            ?? throw new ViaException($"route {id}: its network namespace {route.NetworkNamespace} was not found");
+        watcher.Check(host, CancellationToken.None);
+    }
+
+    /// <summary>What a look at the route would do now, in words (null: nothing), without doing it: what <see cref="CheckOnce"/> would repair.</summary>
+    public static string? Drift(ActiveRoute route)
+    {
+        using var host = Host.ForNetwork(route.NetworkNamespace);
+        if (host is null) return null;
+        var plan = RouteFollow.Plan(route, HostView.Read(host));
+        if (!plan.HasWork(route)) return null;
+        var what = new List<string>();
+        if (plan.Health != route.Health || plan.Waiting != route.Waiting)
+            what.Add(plan.Waiting is { } waiting ? $"it waits for {route.Device}: {waiting}" : $"{route.Device} is back");
+        if (plan.Add.Count > 0) what.Add($"{plan.Add.Count} of its objects are missing");
+        if (plan.Remove.Count > 0) what.Add($"{plan.Remove.Count} of its objects no longer fit {route.Device}");
+        return what.Count > 0 ? string.Join("; ", what) : $"its journal is behind {route.Device} as it is now";
+    }
+
     private ActiveRoute? Read()
     {
         try { return Journal.Read(Journal.PathOf(_id)); }

@@ -8,12 +8,35 @@ public static unsafe class Namespaces
 {
     internal const int CLONE_NEWNET = 0x40000000;
 
+    private const int SoNetnsCookie = 71;
+
     /// <summary>offsetof(struct stat, st_ino) on x86-64 and arm64 (checked by LayoutTests), and a buffer larger than the struct.</summary>
     internal const int StatInodeOffset = 8, StatBufferSize = 256;
 
     /// <summary>The calling thread's network namespace, as the kernel names it ("net:[4026531840]").</summary>
     public static string CurrentNetwork() =>
         new FileInfo("/proc/thread-self/ns/net").LinkTarget ?? throw new IOException("cannot read /proc/thread-self/ns/net");
+
+    /// <summary>
+    /// The calling thread's network namespace's cookie: the 64-bit number the kernel gives each
+    /// namespace once and never reuses (unlike the inode), what an eBPF program's
+    /// bpf_get_netns_cookie returns. Read with getsockopt(SO_NETNS_COOKIE) on a socket made for it (Linux 5.14).
+    /// </summary>
+    public static ulong CurrentNetworkCookie()
+    {
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Udp);
+        Span<byte> cookie = stackalloc byte[8];
+        try
+        {
+            int n = socket.GetRawSocketOption(Libc.SOL_SOCKET, SoNetnsCookie, cookie);
+            if (n != 8) throw new KernelException("getsockopt(SO_NETNS_COOKIE)", "a UDP socket", Errno.EINVAL);
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            throw new KernelException("getsockopt(SO_NETNS_COOKIE)", "a UDP socket (Linux 5.14 or later has it)", e.ErrorCode);
+        }
+        return System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(cookie);
+    }
 
     /// <summary>
     /// A path that names the network namespace <paramref name="id"/>: a bind mount under /run/netns

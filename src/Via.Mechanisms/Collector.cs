@@ -30,6 +30,8 @@ public static class Collector
         var journals = RouteRegistry.All();
         foreach (var route in journals)
         {
+            // A standing route (via up, via apply) is kept without a program, while it holds.
+            if (route.Standing && RouteRegistry.StandingHolds(route)) continue;
             if (Judge(route, u => u.IsAlive, () => Teardown.Occupancy(route, mayMount: !dryRun)) is not { } verdict) continue;
             if (verdict.Kept || dryRun)
             {
@@ -79,6 +81,7 @@ public static class Collector
             removed.AddRange(mechanism.Sweep(known, dryRun));
         // via's nftables tables (the nft, netcls and netns mechanisms make one per route).
         removed.AddRange(NftTable.Sweep(known, dryRun));
+        removed.AddRange(SweepRulePrograms(known, dryRun));
 
         string here = Namespaces.CurrentNetwork();
         using var host = new Host();
@@ -91,6 +94,35 @@ public static class Collector
         }
         return removed;
     }
+
+    /// <summary>
+    /// Rule programs of this state directory's (their maps' names carry <see cref="AttachRuleProgram.StateOwner"/>)
+    /// attached at the cgroup2 root that no journal names: their route is gone (a wiped /run). Another
+    /// state directory's are never touched: the root is shared by all of them.
+    /// </summary>
+    private static IEnumerable<Removal> SweepRulePrograms(IEnumerable<ActiveRoute> known, bool dryRun)
+    {
+        string? root = dryRun ? CgroupPaths.FindForReading() : CgroupPaths.Root();
+        if (root is null) return [];
+        var prefixes = known.SelectMany(r => r.Changes.OfType<AttachRuleProgram>()).Select(c => c.Prefix).ToHashSet();
+        string owner = AttachRuleProgram.StateOwner;
+        var removed = new List<Removal>();
+        foreach (var stray in StrayRulePrograms(AttachRuleProgram.Attached(root), prefixes, owner))
+        {
+            var failures = new List<string>();
+            if (!dryRun)
+            {
+                try { CgroupPrograms.DetachIds(root, BpfAttachType.CgroupInetSockCreate, [stray.Id]); }
+                catch (KernelException e) { failures.Add(e.Message); }
+            }
+            removed.Add(new Removal($"rule program {stray.Id} (maps {stray.Prefix}*) at the cgroup2 root", "via's tag, no journal", failures));
+        }
+        return removed;
+    }
+
+    /// <summary>The rule programs of state directory <paramref name="owner"/> whose maps no journal names.</summary>
+    public static IEnumerable<AttachRuleProgram.Found> StrayRulePrograms(IEnumerable<AttachRuleProgram.Found> attached, IReadOnlySet<string> known, string owner) =>
+        attached.Where(p => p.Owner == owner && !known.Contains(p.Prefix));
 
     /// <summary>
     /// What gc does with a route it has a journal of: null to leave it (a user lives, or processes

@@ -64,6 +64,22 @@ public sealed record ActiveRoute(
     /// <summary>Cgroups that are not via's (a systemd service's) whose processes <c>via attach --cgroup/--unit</c>
     /// routes where they are, by the route's socket programs attached to them. The route lives while one exists.</summary>
     public List<AttachedCgroup> AttachedCgroups { get; init; } = [];
+
+    /// <summary>The via.conf route it was made from (<c>via up NAME</c>, <c>via run --route NAME</c>, <c>via apply</c>); null for one made from options.</summary>
+    public string? Name { get; init; }
+
+    /// <summary>
+    /// Kept up without a program (<c>via up</c>, <c>via apply</c>): never abandoned while its network
+    /// namespace exists; only <c>via down</c> or <c>via apply</c> (its route gone from via.conf) removes it.
+    /// </summary>
+    public bool Standing { get; init; }
+
+    /// <summary>What a named route was made from (<c>NamedRoute.Definition</c>): <c>via apply</c> re-makes it when the file's differs.</summary>
+    public string? Definition { get; init; }
+
+    /// <summary>Standing rules on the route (<c>via rule add</c>, via.conf): every socket they pick out goes
+    /// through it, whoever started the process. The route lives while it has one.</summary>
+    public List<Rules.StandingRule> Rules { get; init; } = [];
 }
 
 /// <summary>A cgroup of someone else's that <c>via attach</c> routes as a whole; via never creates nor removes it.</summary>

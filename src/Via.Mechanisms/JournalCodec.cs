@@ -91,6 +91,22 @@ internal static class JournalCodec
                 }
                 w.WriteEndArray();
             }
+            if (r.Name is not null) w.WriteString("name", r.Name);
+            if (r.Standing) w.WriteBoolean("standing", true);
+            if (r.Definition is not null) w.WriteString("definition", r.Definition);
+            if (r.Rules.Count > 0)
+            {
+                w.WriteStartArray("rules");
+                foreach (var rule in r.Rules)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("selector", rule.Selector.ToString());
+                    w.WriteString("origin", rule.Origin);
+                    if (rule.Id is { } id) w.WriteNumber("id", id);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            }
             w.WriteStartArray("changes");
             foreach (var c in r.Changes) WriteChange(w, c);
             w.WriteEndArray();
@@ -145,6 +161,10 @@ internal static class JournalCodec
                 AttachedCgroups = o.TryGetProperty("attachedCgroups", out var cgroups)
                     ? [.. cgroups.EnumerateArray().Select(a => new AttachedCgroup(a.GetProperty("path").GetString()!, Str(a, "unit")))]
                     : [],
+                Name = Str(o, "name"),
+                Standing = o.TryGetProperty("standing", out var standing) && standing.GetBoolean(),
+                Definition = Str(o, "definition"),
+                Rules = o.TryGetProperty("rules", out var rules) ? [.. rules.EnumerateArray().Select(ReadRule)] : [],
             };
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or NotSupportedException)
@@ -158,6 +178,13 @@ internal static class JournalCodec
         o.TryGetProperty("seccomp", out var seccomp) && seccomp.GetBoolean(),
         Str(o, "networkNamespace"),
         o.TryGetProperty("joinCgroups", out var join) ? [.. join.EnumerateArray().Select(d => d.GetString() ?? "")] : null);
+
+    private static Rules.StandingRule ReadRule(JsonElement o)
+    {
+        string text = JsonFields.Need(o, "selector");
+        var selector = RuleSelector.Parse(text, out string? error) ?? throw new FormatException($"rule selector '{text}': {error}");
+        return new Rules.StandingRule(selector, JsonFields.Need(o, "origin"), o.TryGetProperty("id", out var id) ? id.GetUInt32() : null);
+    }
 
     private static HostChange ReadChange(JsonElement c) => ChangeKinds.Read(c);
 

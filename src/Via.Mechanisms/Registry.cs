@@ -27,7 +27,7 @@ public static class ChangeKinds
 {
     /// <summary>The kinds the engine itself makes for every route.</summary>
     public static readonly IReadOnlyList<ChangeCodec> Core =
-        [AddRoute.Codec, AddRule.Codec, CreateCgroup.Codec, MountCgroup2.Codec, Guard.AttachEgressGuard.Codec, NftTable.Codec];
+        [AddRoute.Codec, AddRule.Codec, CreateCgroup.Codec, MountCgroup2.Codec, Guard.AttachEgressGuard.Codec, NftTable.Codec, AttachRuleProgram.Codec, AddPortRule.Codec];
 
     private static readonly Dictionary<string, ChangeCodec> ByKind = Core.Concat(Registry.All.SelectMany(m => m.ChangeKinds)).ToDictionary(c => c.Kind);
 

@@ -88,7 +88,8 @@ public static class RouteRegistry
         return joined;
     }
 
-    public enum Outcome { Removed, InUse, ProcessesRemain, Gone }
+    /// <param name="Standing">The route is kept up without a program (<c>via up</c>, <c>via apply</c>): it stays until <c>via down</c>.</param>
+    public enum Outcome { Removed, InUse, ProcessesRemain, Gone, Standing }
 
     /// <summary>
     /// <paramref name="user"/> is done with the route. If no other user lives and no process is left
@@ -120,6 +121,11 @@ public static class RouteRegistry
             Journal.Write(route with { Users = others });
             return (Outcome.InUse, notes);
         }
+        if (route.Standing && StandingHolds(route))
+        {
+            Journal.Write(route with { Users = [] });
+            return (Outcome.Standing, notes);
+        }
         if (Teardown.HasMembers(route, mayMount: true))
         {
             Journal.Write(route with { Users = [] });
@@ -128,6 +134,31 @@ public static class RouteRegistry
         return (Outcome.Removed, [.. notes, .. Teardown.Run(route, undone).Problems(id)]);
     }
 
-    /// <summary>True if no user lives and no process is (or may be) in the route: nothing would miss it.</summary>
-    public static bool IsAbandoned(ActiveRoute route, bool mayMount = false) => !route.Users.Any(u => u.IsAlive) && !Teardown.HasMembers(route, mayMount);
+    /// <summary>True if no user lives, no process is (or may be) in the route, and it is not a standing route that still holds: nothing would miss it.</summary>
+    public static bool IsAbandoned(ActiveRoute route, bool mayMount = false) =>
+        !route.Users.Any(u => u.IsAlive) && !Teardown.HasMembers(route, mayMount) && !(route.Standing && StandingHolds(route));
+
+    /// <summary>
+    /// Whether a standing route (<see cref="ActiveRoute.Standing"/>) is still there to keep: its network
+    /// namespace is found and has the route's fwmark rule. The rule, not the namespace alone: a
+    /// namespace is named by its inode, which the kernel gives to the next namespace made once it is
+    /// freed (see <see cref="FindShared"/>), so a standing route whose namespace is gone could otherwise
+    /// be kept (and joined) in a new one that holds none of it. A standing route whose rule another
+    /// program deleted is then collected by <c>via gc</c>, and made again by <c>via up</c> or <c>via apply</c>.
+    /// </summary>
+    public static bool StandingHolds(ActiveRoute route)
+    {
+        if (route.Changes.OfType<Changes.AddRule>().Select(c => c.Rule).FirstOrDefault(r => r.Mark is not null) is not { } want) return false;
+        try
+        {
+            using var host = Host.ForNetwork(route.NetworkNamespace);
+            return host is not null && host.Rtnl.Rules(want.Family).Any(k =>
+                k.Priority == want.Priority && k.Table == want.Table && k.Mark == want.Mark && k.MarkMask == want.MarkMask && k.Protocol == want.Protocol);
+        }
+        catch (Exception e) when (e is Kernel.KernelException or IOException or UnauthorizedAccessException)
+        {
+            // Cannot look: keep it (taking a live standing route for gone would remove it).
+            return true;
+        }
+    }
 }

@@ -37,6 +37,8 @@ public static class Teardown
     /// </summary>
     public static Membership Occupancy(ActiveRoute route, bool mayMount = false)
     {
+        // Standing rules keep their route, process or not: they are wanted until 'via rule del'.
+        if (route.Rules.Count > 0) return new Membership(true, null);
         // A cgroup of someone else's attached to the route (a service): the route lives until it is
         // detached or the cgroup is removed (the service stopped), whether or not it has processes
         // now (a service between two of its processes is still the service).
@@ -104,8 +106,35 @@ public static class Teardown
     /// </summary>
     public static void WaitUntilEmpty(ActiveRoute route, TimeSpan poll)
     {
-        for (var wait = poll; HasMembers(route, mayMount: true); wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.TicksPerSecond)))
+        for (var wait = poll; HasMembers(Current(route), mayMount: true); wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.TicksPerSecond)))
             Thread.Sleep(wait);
+    }
+
+    /// <summary>A route held by standing rules as its journal says now ('via rule del' takes them away while a reaper waits); gone: none.</summary>
+    private static ActiveRoute Current(ActiveRoute route)
+    {
+        if (route.Rules.Count == 0) return route;
+        try { return Journal.Read(Journal.PathOf(route.Id)); }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException) { return route with { Rules = [] }; }
+    }
+
+    /// <summary>
+    /// <c>via down</c> (and <c>via apply</c>, for a route that left via.conf): removes the route when no
+    /// process is in it; one whose processes remain, or may (their membership cannot be read), is
+    /// <see cref="CutOff"/>, never torn down under them. Returns what was done, in words, and what was left.
+    /// </summary>
+    public static (string Outcome, TeardownResult Result) Down(ActiveRoute route)
+    {
+        var membership = Occupancy(route, mayMount: true);
+        if (!membership.MayHaveMembers)
+        {
+            var removed = Run(route);
+            return (removed.Complete ? "removed" : "removed in part", removed);
+        }
+        var (_, result) = CutOff(route);
+        return (membership.Unknown is { } unknown
+            ? $"cut off; {unknown}, so it is kept until 'via gc' can tell that no process is left"
+            : $"cut off; {Members(route, mayMount: true).Count} process(es) keep no network until they exit", result);
     }
 
     /// <summary>
@@ -121,7 +150,8 @@ public static class Teardown
             or Changes.AddRule { Rule.Source: not null }).ToList();
         var leftovers = host is null ? [] : Applier.Undo(host, ways);
         // What was undone leaves the journal; what could not be stays in it.
-        var down = route with { Down = true, Changes = route.Changes.Where(c => !ways.Contains(c) || leftovers.Any(l => l.Change == c)).ToList() };
+        // Cut off is no longer standing: the rest goes when its programs exit.
+        var down = route with { Down = true, Standing = false, Changes = route.Changes.Where(c => !ways.Contains(c) || leftovers.Any(l => l.Change == c)).ToList() };
         Journal.Write(down);
         return (down, new TeardownResult(leftovers, host is null ? $"its network namespace {route.NetworkNamespace} was not found; its programs' way out could not be removed" : null));
     }

@@ -75,6 +75,7 @@ public static class Planner
         string.Join('|', networkNamespace, mechanism, r.Link.Name, r.Gateway4, r.Source4, r.Gateway6, r.Source6, request.Table)
         + (request.Owner.IsCgroup ? "" : "|" + request.Owner)
         + (request.Direct is { } d ? "|" + d.Key : "")
+        + (request.Name is { } name ? "|name:" + name : "")
         + (request.Only is { } only ? "|only=" + only : "");
 
     /// <summary>The route's name in via ls, via down and the journal: unique while it exists.</summary>

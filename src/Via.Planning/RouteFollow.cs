@@ -46,6 +46,8 @@ public static class RouteFollow
             route.Owner,
             // --ip, from the change that made it: the route's key names its addresses.
             route.Changes.OfType<Mechanisms.Netns.CreateMacvlan>().FirstOrDefault()?.Attachment,
+            // A named route's key names it.
+            route.Name,
             route.Only);
 
         // The gateway is found again where a DHCP client or network manager puts it, never in the

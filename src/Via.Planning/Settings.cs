@@ -21,57 +21,43 @@ public sealed record Settings(uint FirstTable, uint Count, uint? MarkMask, uint?
 
     public static readonly Settings Default = new(NumberSpace.Default.FirstTable, NumberSpace.Default.Count, null, null, DefaultPath);
 
-    /// <summary>Parses the file's text; a malformed line is a <see cref="PlanException"/> naming the file and line.</summary>
-    public static Settings Parse(string text, string source)
+    /// <summary>Parses the file's settings (see <see cref="ViaConfig.Parse"/>: the whole file is checked); a malformed line is a <see cref="PlanException"/> naming the file and line.</summary>
+    public static Settings Parse(string text, string source) => ViaConfig.Parse(text, source).Settings;
+
+    /// <summary>One flat setting (before the first section) into <paramref name="settings"/>; null if the key is none of them.</summary>
+    internal static Settings? Set(Settings settings, string key, string value, Func<string, PlanException> bad)
     {
-        uint first = NumberSpace.Default.FirstTable, count = NumberSpace.Default.Count;
-        uint? mask = null, priority = null;
-        int lineNumber = 0;
-        foreach (var raw in text.Split('\n'))
+        switch (key)
         {
-            lineNumber++;
-            string line = raw.Split('#')[0].Trim();
-            if (line.Length == 0) continue;
-            PlanException Bad(string what) => new($"{source}:{lineNumber}: {what}");
-            int eq = line.IndexOf('=');
-            if (eq < 0) throw Bad($"expected 'key = value', got '{line}'");
-            string key = line[..eq].Trim(), value = line[(eq + 1)..].Trim();
-            switch (key)
-            {
-                case "mark-mask":
-                    mask = Number(value) ?? throw Bad($"mark-mask '{value}' is not a number (e.g. 0x00ff0000)");
-                    if (mask == 0) throw Bad("mark-mask is 0: via needs at least one bit of the socket mark");
-                    uint low = mask.Value >> System.Numerics.BitOperations.TrailingZeroCount(mask.Value);
-                    if ((low & (low + 1)) != 0) throw Bad($"mark-mask 0x{mask:x8} is not one run of contiguous bits (e.g. 0x00ff0000)");
-                    break;
-                case "tables":
-                    var parts = value.Split('-', 2, StringSplitOptions.TrimEntries);
-                    if (parts.Length != 2 || Number(parts[0]) is not { } a || Number(parts[1]) is not { } b || a > b)
-                        throw Bad($"tables '{value}' is not a range FIRST-LAST with FIRST <= LAST (e.g. 22000-22254)");
-                    if (a == 0 || (a <= 255 && b >= 253))
-                        throw Bad($"tables {value} includes a table the kernel reserves (0, 253 default, 254 main, 255 local)");
-                    first = a; count = b - a + 1;
-                    break;
-                case "priority":
-                    priority = Number(value) ?? throw Bad($"priority '{value}' is not a number");
-                    if (priority is 0 or >= 32766) throw Bad($"priority {priority} must be between 1 and 32765 (after the local table, before main)");
-                    break;
-                default:
-                    throw Bad($"unknown setting '{key}' (known: mark-mask, tables, priority)");
-            }
+            case "mark-mask":
+                uint mask = Number(value) ?? throw bad($"mark-mask '{value}' is not a number (e.g. 0x00ff0000)");
+                if (mask == 0) throw bad("mark-mask is 0: via needs at least one bit of the socket mark");
+                uint low = mask >> System.Numerics.BitOperations.TrailingZeroCount(mask);
+                if ((low & (low + 1)) != 0) throw bad($"mark-mask 0x{mask:x8} is not one run of contiguous bits (e.g. 0x00ff0000)");
+                return settings with { MarkMask = mask };
+            case "tables":
+                var parts = value.Split('-', 2, StringSplitOptions.TrimEntries);
+                if (parts.Length != 2 || Number(parts[0]) is not { } a || Number(parts[1]) is not { } b || a > b)
+                    throw bad($"tables '{value}' is not a range FIRST-LAST with FIRST <= LAST (e.g. 22000-22254)");
+                if (a == 0 || (a <= 255 && b >= 253))
+                    throw bad($"tables {value} includes a table the kernel reserves (0, 253 default, 254 main, 255 local)");
+                return settings with { FirstTable = a, Count = b - a + 1 };
+            case "priority":
+                uint priority = Number(value) ?? throw bad($"priority '{value}' is not a number");
+                if (priority is 0 or >= 32766) throw bad($"priority {priority} must be between 1 and 32765 (after the local table, before main)");
+                return settings with { Priority = priority };
+            default:
+                return null;
         }
-        return new Settings(first, count, mask, priority, source);
     }
 
-    private static uint? Number(string s) =>
+    internal const string Known = "mark-mask, tables, priority";
+
+    internal static uint? Number(string s) =>
         s.StartsWith("0x", StringComparison.OrdinalIgnoreCase)
             ? uint.TryParse(s.AsSpan(2), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out uint h) ? h : null
             : uint.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out uint d) ? d : null;
 
-    /// <summary>Reads the configuration file if there is one (VIA_CONFIG names another).</summary>
-    public static Settings Load()
-    {
-        string path = Environment.GetEnvironmentVariable("VIA_CONFIG") is { Length: > 0 } p ? p : DefaultPath;
-        return File.Exists(path) ? Parse(File.ReadAllText(path), path) : Default with { Source = path };
-    }
+    /// <summary>Reads the configuration file if there is one (VIA_CONFIG names another): its settings (the whole file is checked).</summary>
+    public static Settings Load() => ViaConfig.Load().Settings;
 }

@@ -24,6 +24,8 @@ public sealed class ValueKind
         Interface,
         /// <summary>The id of one of via's routes (the shells list the state directory's journals).</summary>
         Route,
+        /// <summary>The name of a route of via.conf (the shells read its [route NAME] lines).</summary>
+        RouteName,
         /// <summary>A user name.</summary>
         User,
         /// <summary>A path.</summary>
@@ -44,6 +46,7 @@ public sealed class ValueKind
     public static readonly ValueKind None = new(Sort.None);
     public static readonly ValueKind Interface = new(Sort.Interface);
     public static readonly ValueKind Route = new(Sort.Route);
+    public static readonly ValueKind RouteName = new(Sort.RouteName);
     public static readonly ValueKind User = new(Sort.User);
     public static readonly ValueKind File = new(Sort.File);
     public static readonly ValueKind Command = new(Sort.Command);
@@ -63,9 +66,24 @@ public sealed class ValueKind
             Sort.Words => Words,
             Sort.Interface => Names("/sys/class/net", directories: true),
             Sort.Route => Names(Journal.RoutesDirectory, directories: false).Where(n => n.EndsWith(".json", StringComparison.Ordinal)).Select(n => n[..^5]),
+            Sort.RouteName => ConfigRouteNames(),
             _ => [],
         };
         return values.Where(v => v.StartsWith(prefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal).Select(v => new CompletionItem(v));
+    }
+
+    /// <summary>The [route NAME] lines of via.conf, as the shells read them (a malformed file still offers its names).</summary>
+    private static IEnumerable<string> ConfigRouteNames()
+    {
+        try
+        {
+            return System.IO.File.ReadLines(Planning.ViaConfig.PathInUse).Select(l => l.Split('#')[0].Trim())
+                .Where(l => l.StartsWith("[route ", StringComparison.Ordinal) && l.EndsWith(']')).Select(l => l[7..^1].Trim()).ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return [];
+        }
     }
 
     private static IEnumerable<string> Names(string directory, bool directories)

@@ -12,7 +12,25 @@ public enum Size : byte { Word = 0x00, Half = 0x08, Byte = 0x10, DWord = 0x18 }
 public enum JumpOp : byte { Equal = 0x10, Greater = 0x20, GreaterOrEqual = 0x30, NotEqual = 0x50, Less = 0xa0 }
 
 /// <summary>Kernel helper functions a program may call (enum bpf_func_id).</summary>
-public enum BpfHelper : int { MapLookupElem = 1, SkbLoadBytes = 26, SetSockopt = 49 }
+public enum BpfHelper : int
+{
+    MapLookupElem = 1,
+
+    /// <summary>(skb, offset, to, len): copies len bytes of the packet from offset (cgroup_skb: from the IP header).</summary>
+    SkbLoadBytes = 26,
+
+    /// <summary>u64: the current task's gid &lt;&lt; 32 | uid, as seen from the initial user namespace. These are its real ids
+    /// (kernel/bpf/helpers.c reads them with current_uid_gid, i.e. cred-&gt;uid and cred-&gt;gid), not the effective ones.</summary>
+    GetCurrentUidGid = 15,
+
+    /// <summary>(buf, size): the current task's comm, zero-padded to size.</summary>
+    GetCurrentComm = 16,
+
+    SetSockopt = 49,
+
+    /// <summary>(ctx): the cookie of the network namespace the socket belongs to (Linux 5.7 for sock programs).</summary>
+    GetNetnsCookie = 122,
+}
 
 /// <summary>
 /// One eBPF instruction (struct bpf_insn, 8 bytes). Build with the typed helpers
@@ -102,6 +120,13 @@ public static class Asm
         /// <summary>dst &amp;= imm (64-bit, the constant sign-extended).</summary>
         public static Instruction Imm(Register dst, int value) => new((byte)(ClassAlu64 | OpAnd | SourceImm), dst, Register.R0, 0, value);
     }
+
+    /// <summary>dst = a 64-bit constant: a 64-bit immediate load (two instruction slots).</summary>
+    public static Instruction[] LoadImm64(Register dst, ulong value) =>
+    [
+        new((byte)(ClassLd | ModeImm | (byte)Size.DWord), dst, Register.R0, 0, unchecked((int)(uint)value)),
+        new(0, Register.R0, Register.R0, 0, unchecked((int)(uint)(value >> 32))),
+    ];
 
     /// <summary>
     /// dst = the map whose file descriptor is <paramref name="mapFd"/>: a 64-bit immediate load

@@ -8,7 +8,7 @@ public enum BpfProgType : uint { CgroupSkb = 8, CgroupSock = 9, CgroupSockAddr =
 
 public enum BpfAttachType : uint { CgroupInetIngress = 0, CgroupInetEgress = 1, CgroupInetSockCreate = 2, CgroupInet6Connect = 11, CgroupSetsockopt = 22 }
 
-public enum BpfMapType : uint { Array = 2, PerCpuArray = 6 }
+public enum BpfMapType : uint { Hash = 1, Array = 2, PerCpuArray = 6 }
 
 /// <summary>
 /// The one choke point for the bpf() syscall: errno wrapped with the operation, EAGAIN retried on
@@ -16,7 +16,7 @@ public enum BpfMapType : uint { Array = 2, PerCpuArray = 6 }
 /// </summary>
 public static unsafe class BpfSyscall
 {
-    private const int CmdMapCreate = 0, CmdMapLookupElem = 1, CmdProgLoad = 5, CmdProgAttach = 8, CmdProgDetach = 9,
+    private const int CmdMapCreate = 0, CmdMapLookupElem = 1, CmdMapUpdateElem = 2, CmdMapDeleteElem = 3, CmdProgLoad = 5, CmdProgAttach = 8, CmdProgDetach = 9,
         CmdProgGetFdById = 13, CmdMapGetFdById = 14, CmdObjGetInfoByFd = 15, CmdProgQuery = 16;
 
     /// <summary>BPF_F_ALLOW_MULTI: our program runs alongside any other on the same cgroup.</summary>
@@ -135,9 +135,12 @@ public static unsafe class BpfSyscall
     }
 
     /// <summary>BPF_MAP_CREATE of a map with 4-byte keys.</summary>
-    public static SafeFd CreateMap(BpfMapType type, uint valueSize, uint maxEntries, string name)
+    public static SafeFd CreateMap(BpfMapType type, uint valueSize, uint maxEntries, string name) => CreateMap(type, 4, valueSize, maxEntries, name);
+
+    /// <summary>BPF_MAP_CREATE.</summary>
+    public static SafeFd CreateMap(BpfMapType type, uint keySize, uint valueSize, uint maxEntries, string name)
     {
-        var attr = new MapCreateAttr { MapType = (uint)type, KeySize = 4, ValueSize = valueSize, MaxEntries = maxEntries };
+        var attr = new MapCreateAttr { MapType = (uint)type, KeySize = keySize, ValueSize = valueSize, MaxEntries = maxEntries };
         byte[] nameBytes = Encoding.ASCII.GetBytes(name);
         for (int i = 0; i < Math.Min(nameBytes.Length, 15); i++) attr.MapName[i] = nameBytes[i];
         int fd = Call(CmdMapCreate, ref attr);
@@ -155,6 +158,40 @@ public static unsafe class BpfSyscall
         {
             var attr = new MapElemAttr { MapFd = (uint)map.Value, Key = (ulong)&key, Value = (ulong)v };
             if (Call(CmdMapLookupElem, ref attr) < 0) throw Errno.Last("bpf(BPF_MAP_LOOKUP_ELEM)", what);
+        }
+    }
+
+    /// <summary>BPF_MAP_UPDATE_ELEM (BPF_ANY: made or replaced). <paramref name="key"/> and <paramref name="value"/> are the map's sizes.</summary>
+    public static void UpdateElement(SafeFd map, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, string what)
+    {
+        fixed (byte* k = key, v = value)
+        {
+            var attr = new MapElemAttr { MapFd = (uint)map.Value, Key = (ulong)k, Value = (ulong)v };
+            if (Call(CmdMapUpdateElem, ref attr) < 0) throw Errno.Last("bpf(BPF_MAP_UPDATE_ELEM)", what);
+        }
+    }
+
+    /// <summary>BPF_MAP_DELETE_ELEM; false when the key was not there.</summary>
+    public static bool DeleteElement(SafeFd map, ReadOnlySpan<byte> key, string what)
+    {
+        fixed (byte* k = key)
+        {
+            var attr = new MapElemAttr { MapFd = (uint)map.Value, Key = (ulong)k };
+            if (Call(CmdMapDeleteElem, ref attr) >= 0) return true;
+            if (Marshal.GetLastPInvokeError() == Errno.ENOENT) return false;
+            throw Errno.Last("bpf(BPF_MAP_DELETE_ELEM)", what);
+        }
+    }
+
+    /// <summary>BPF_MAP_LOOKUP_ELEM into <paramref name="value"/>; false when the key is not there.</summary>
+    public static bool LookupElement(SafeFd map, ReadOnlySpan<byte> key, Span<byte> value, string what)
+    {
+        fixed (byte* k = key, v = value)
+        {
+            var attr = new MapElemAttr { MapFd = (uint)map.Value, Key = (ulong)k, Value = (ulong)v };
+            if (Call(CmdMapLookupElem, ref attr) >= 0) return true;
+            if (Marshal.GetLastPInvokeError() == Errno.ENOENT) return false;
+            throw Errno.Last("bpf(BPF_MAP_LOOKUP_ELEM)", what);
         }
     }
 

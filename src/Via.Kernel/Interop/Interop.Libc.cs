@@ -109,6 +109,12 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, SetLastError = true)]
     internal static partial Passwd* getpwuid(uint uid);
 
+    [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial Group* getgrnam(string name);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial Group* getgrgid(uint gid);
+
     [LibraryImport(Lib, SetLastError = true)]
     internal static partial int execvp(byte* file, byte** argv);
 
@@ -156,6 +162,15 @@ internal static unsafe partial class Libc
         public byte* pw_gecos;
         public byte* pw_dir;
         public byte* pw_shell;
+    }
+
+    /// <summary>The leading part of struct group from &lt;grp.h&gt; (glibc, LP64).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct Group
+    {
+        public byte* gr_name;
+        public byte* gr_passwd;
+        public uint gr_gid;
     }
 
     internal const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_CLOEXEC = 0x80000, O_DIRECTORY = 0x10000;

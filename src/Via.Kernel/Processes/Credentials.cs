@@ -18,6 +18,14 @@ public sealed record Credentials(uint Uid, uint Gid, uint[] Groups, string Name,
         return new Credentials(pw->pw_uid, pw->pw_gid, GroupsOf(name, pw->pw_gid), name, home);
     }
 
+    /// <summary>Looks a group up by name or number (getgrnam/getgrgid, so NSS sources count): its gid and name; null if unknown.</summary>
+    public static unsafe (uint Gid, string Name)? LookupGroup(string group)
+    {
+        Libc.Group* gr = uint.TryParse(group, out uint gid) ? Libc.getgrgid(gid) : Libc.getgrnam(group);
+        if (gr == null) return null;
+        return (gr->gr_gid, Marshal.PtrToStringUTF8((nint)gr->gr_name) ?? group);
+    }
+
     /// <summary>
     /// The account for a uid and gid as sudo passes them (SUDO_UID, SUDO_GID). The primary group is
     /// the one given, as sudo would have it; supplementary groups come from the account.

@@ -43,4 +43,27 @@ public static class Clients
 
     /// <summary>The NativeAOT .NET client built into via.</summary>
     public static string[] DotNet(string proto, string address) => [ViaBinary.Path, "__probe", proto, address, Via.Port];
+
+    /// <summary>
+    /// A python program for the kill-switch tests: asks isp2's address once ("before ..."), waits for
+    /// the file <paramref name="flag"/> (the test takes the uplink down, then writes it), then asks
+    /// over tcp4, udp4, tcp6 and udp6 and prints each answer or its error, one line each.
+    /// </summary>
+    public static string KillSwitchProbe(string flag) => $$"""
+            import os, socket, time
+            def ask(fam, addr, kind):
+                try:
+                    s = socket.socket(fam, kind); s.settimeout(3)
+                    if kind == socket.SOCK_STREAM:
+                        s.connect((addr, 8080)); s.sendall(b'GET / HTTP/1.0\r\n\r\n'); return s.makefile().read().split('\n')[-2]
+                    s.sendto(b'?', (addr, 8080)); return s.recv(999).decode().strip()
+                except OSError as e:
+                    return 'error ' + (os.strerror(e.errno) if e.errno else type(e).__name__)
+            print('before', ask(socket.AF_INET, '198.51.100.1', socket.SOCK_STREAM), flush=True)
+            while not os.path.exists('{{flag}}'): time.sleep(0.05)
+            print('tcp4', ask(socket.AF_INET, '198.51.100.1', socket.SOCK_STREAM), flush=True)
+            print('udp4', ask(socket.AF_INET, '198.51.100.1', socket.SOCK_DGRAM), flush=True)
+            print('tcp6', ask(socket.AF_INET6, '2001:db8:100::1', socket.SOCK_STREAM), flush=True)
+            print('udp6', ask(socket.AF_INET6, '2001:db8:100::1', socket.SOCK_DGRAM), flush=True)
+            """;
 }

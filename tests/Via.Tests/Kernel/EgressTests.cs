@@ -32,14 +32,6 @@ public sealed class EgressTests(TopologyFixture<EgressTests> fixture, ITestOutpu
         { "dotnet", "udp", Topology.Server6 },
     };
 
-    private static string[] Client(string program, string proto, string address) => program switch
-    {
-        "curl" => Clients.Curl(address),
-        "busybox" => Clients.StaticWget(address),
-        "python" => Clients.PythonClient(proto, address),
-        _ => Clients.DotNet(proto, address),
-    };
-
     private static string Up2Answer(string address) => address.Contains(':') ? "isp2 fd02::2" : "isp2 10.2.0.2";
 
     [RootFact]
@@ -55,11 +47,11 @@ public sealed class EgressTests(TopologyFixture<EgressTests> fixture, ITestOutpu
     public void Program_leaves_through_the_chosen_uplink_with_its_address(string program, string proto, string address)
     {
         // Unrouted, the same client goes out the default route...
-        var plain = T.InHost(Client(program, proto, address), Via.Timeout);
+        var plain = T.InHost(Clients.Named(program, proto, address), Via.Timeout);
         Assert.Equal(0, plain.Code);
         Assert.Equal(address.Contains(':') ? "isp1 fd01::2" : "isp1 10.1.0.2", plain.Out.Trim());
         // ...and under via run --dev up2 through up2, from up2's address.
-        AssertThroughUp2(Via.Up2(T, Client(program, proto, address)), Up2Answer(address));
+        AssertThroughUp2(Via.Up2(T, Clients.Named(program, proto, address)), Up2Answer(address));
     }
 
     [RootFact]

@@ -84,6 +84,13 @@ public sealed record HostSnapshot(string NamespaceRules, string NamespaceRoutes,
                 foreach (var p in cgroup.GetProperty("programs").EnumerateArray())
                     lines.Add($"{cgroup.GetProperty("cgroup").GetString()} {p.GetProperty("id").GetInt64()} {p.GetProperty("attach_type").GetString()} {p.GetProperty("name").GetString()}");
         }
+        // The class's standing rules' programs at the hierarchy's root (shared by every class: only its own, by its owner tag).
+        if (global::Via.Mechanisms.Cgroup.CgroupPaths.Find() is { } top)
+        {
+            string owner = global::Via.Mechanisms.Changes.AttachRuleProgram.OwnerOf(state.StateDirectory);
+            foreach (var p in global::Via.Mechanisms.Changes.AttachRuleProgram.Attached(top).Where(p => p.Owner == owner))
+                lines.Add($"/ {p.Id} sock_create via_rule {p.Prefix}");
+        }
         return string.Join('\n', lines.Order());
     }
 }

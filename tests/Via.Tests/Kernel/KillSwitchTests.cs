@@ -14,23 +14,7 @@ public sealed class KillSwitchTests(TopologyFixture<KillSwitchTests> fixture, IT
     {
         var before = HostSnapshot.Take(T);
         string flag = Path.Combine(Path.GetTempPath(), $"via-kill-{Guid.NewGuid():N}");
-        string program = $$"""
-            import os, socket, time
-            def ask(fam, addr, kind):
-                try:
-                    s = socket.socket(fam, kind); s.settimeout(3)
-                    if kind == socket.SOCK_STREAM:
-                        s.connect((addr, 8080)); s.sendall(b'GET / HTTP/1.0\r\n\r\n'); return s.makefile().read().split('\n')[-2]
-                    s.sendto(b'?', (addr, 8080)); return s.recv(999).decode().strip()
-                except OSError as e:
-                    return 'error ' + (os.strerror(e.errno) if e.errno else type(e).__name__)
-            print('before', ask(socket.AF_INET, '198.51.100.1', socket.SOCK_STREAM), flush=True)
-            while not os.path.exists('{{flag}}'): time.sleep(0.05)
-            print('tcp4', ask(socket.AF_INET, '198.51.100.1', socket.SOCK_STREAM), flush=True)
-            print('udp4', ask(socket.AF_INET, '198.51.100.1', socket.SOCK_DGRAM), flush=True)
-            print('tcp6', ask(socket.AF_INET6, '2001:db8:100::1', socket.SOCK_STREAM), flush=True)
-            print('udp6', ask(socket.AF_INET6, '2001:db8:100::1', socket.SOCK_DGRAM), flush=True)
-            """;
+        string program = Clients.KillSwitchProbe(flag);
         int isp1Before = T.ServerLog(1).Count;
         using var via = Via.Start(T, ["run", "--dev", "up2", "--", Clients.Python, "-c", program]);
         try

@@ -125,35 +125,13 @@ public sealed class SeccompTests(TopologyFixture<SeccompTests> fixture, ITestOut
         Assert.Contains("via-seccomp", dry.Out);
     }
 
-    public static TheoryData<string, string, string> Programs => new()
-    {
-        { "curl", "tcp", Topology.Server4 },
-        { "curl", "tcp", Topology.Server6 },
-        { "busybox", "tcp", Topology.Server4 },
-        { "busybox", "tcp", Topology.Server6 },
-        { "python", "tcp", Topology.Server4 },
-        { "python", "udp", Topology.Server4 },
-        { "python", "tcp", Topology.Server6 },
-        { "python", "udp", Topology.Server6 },
-        { "dotnet", "tcp", Topology.Server4 },
-        { "dotnet", "udp", Topology.Server6 },
-    };
-
-    private static string[] Client(string program, string proto, string address) => program switch
-    {
-        "curl" => Clients.Curl(address),
-        "busybox" => Clients.StaticWget(address), // statically linked: no libc to hook, the filter sees it all the same
-        "python" => Clients.PythonClient(proto, address),
-        _ => Clients.DotNet(proto, address),
-    };
-
     [RootTheory]
-    [MemberData(nameof(Programs))]
+    [MemberData(nameof(EgressTests.Programs), MemberType = typeof(EgressTests))]
     public void Program_leaves_through_the_chosen_uplink_with_its_address(string program, string proto, string address)
     {
-        var plain = T.InHost(Client(program, proto, address), Kernel.Via.Timeout);
+        var plain = T.InHost(Clients.Named(program, proto, address), Kernel.Via.Timeout);
         Assert.Equal(address.Contains(':') ? "isp1 fd01::2" : "isp1 10.1.0.2", plain.Out.Trim());
-        var r = Seccomp(Client(program, proto, address));
+        var r = Seccomp(Clients.Named(program, proto, address));
         Assert.Equal(0, r.Code);
         Assert.Equal(Up2Answer(address), r.Out.Trim());
     }
@@ -248,23 +226,7 @@ public sealed class SeccompTests(TopologyFixture<SeccompTests> fixture, ITestOut
     public void Traffic_fails_closed_when_the_uplink_goes_down()
     {
         string flag = Path.Combine(Path.GetTempPath(), $"via-seccomp-kill-{Guid.NewGuid():N}");
-        string program = $$"""
-            import os, socket, time
-            def ask(fam, addr, kind):
-                try:
-                    s = socket.socket(fam, kind); s.settimeout(3)
-                    if kind == socket.SOCK_STREAM:
-                        s.connect((addr, 8080)); s.sendall(b'GET / HTTP/1.0\r\n\r\n'); return s.makefile().read().split('\n')[-2]
-                    s.sendto(b'?', (addr, 8080)); return s.recv(999).decode().strip()
-                except OSError as e:
-                    return 'error ' + (os.strerror(e.errno) if e.errno else type(e).__name__)
-            print('before', ask(socket.AF_INET, '198.51.100.1', socket.SOCK_STREAM), flush=True)
-            while not os.path.exists('{{flag}}'): time.sleep(0.05)
-            print('tcp4', ask(socket.AF_INET, '198.51.100.1', socket.SOCK_STREAM), flush=True)
-            print('udp4', ask(socket.AF_INET, '198.51.100.1', socket.SOCK_DGRAM), flush=True)
-            print('tcp6', ask(socket.AF_INET6, '2001:db8:100::1', socket.SOCK_STREAM), flush=True)
-            print('udp6', ask(socket.AF_INET6, '2001:db8:100::1', socket.SOCK_DGRAM), flush=True)
-            """;
+        string program = Clients.KillSwitchProbe(flag);
         int isp1Before = T.ServerLog(1).Count;
         using var via = StartSeccomp([], Clients.Python, "-c", program);
         try

@@ -65,6 +65,10 @@ public class AsmTests
         ["if r8 < 3306 goto out"] = Asm.JumpIf(JumpOp.Less, R8, 3306, "out"),
         ["lock *(u64 *)(r0 + 8) += r3"] = Asm.AtomicAdd(R0, 8, R3, Size.DWord),
         ["lock *(u32 *)(r1 + 0) += r2"] = Asm.AtomicAdd(R1, 0, R2, Size.Word),
+        ["r7 >>= 32"] = Asm.Rsh.Imm(R7, 32),
+        ["call get_current_uid_gid"] = Asm.Call(BpfHelper.GetCurrentUidGid),
+        ["call get_current_comm"] = Asm.Call(BpfHelper.GetCurrentComm),
+        ["call get_netns_cookie"] = Asm.Call(BpfHelper.GetNetnsCookie),
     };
 
     public static TheoryData<string, string> Encodings => new()
@@ -121,6 +125,12 @@ public class AsmTests
         // STX | ATOMIC | size: DW 0xdb, W 0xc3; imm = BPF_ADD
         { "lock *(u64 *)(r0 + 8) += r3", "db 30 0800 00000000" },
         { "lock *(u32 *)(r1 + 0) += r2", "c3 21 0000 00000000" },
+        // ALU64 | RSH | K = 0x77
+        { "r7 >>= 32", "77 07 0000 20000000" },
+        // bpf_func_id: get_current_uid_gid 15, get_current_comm 16, get_netns_cookie 122
+        { "call get_current_uid_gid", "85 00 0000 0f000000" },
+        { "call get_current_comm", "85 00 0000 10000000" },
+        { "call get_netns_cookie", "85 00 0000 7a000000" },
     };
 
     [Fact]
@@ -131,6 +141,42 @@ public class AsmTests
         byte[] b = Asm.Encode(Asm.LoadMapFd(R1, 7));
 
         Assert.Equal("18 11 0000 07000000 00 00 0000 00000000", Hex(b));
+    }
+
+    [Fact]
+    public void A_64_bit_constant_is_a_two_slot_immediate_low_half_first()
+    {
+        // LD | IMM | DW = 0x18, src_reg 0; the first slot's imm is the low 32 bits, the second's the high.
+        Assert.Equal("18 02 0000 10325476 00 00 0000 98badcfe", Hex(Asm.Encode(Asm.LoadImm64(R2, 0xfedcba9876543210))));
+    }
+
+    [Fact]
+    public void Rule_program_marks_only_unmarked_sockets_of_its_namespace_whose_uid_gid_or_comm_is_a_key()
+    {
+        var program = Via.Mechanisms.Rules.RuleProgram.Instructions(0x30000, 0x1122334455667788, 11, 12, 13);
+        byte[] b = Asm.Encode(program);
+        Assert.Equal(program.Length * 8, b.Length);
+        // It reads the mark first and leaves a marked socket alone (a deeper cgroup's program ran first).
+        Assert.Equal("61 62 1000 00000000", Hex(b[8..16]));
+        Assert.Equal("55 02", $"{b[16]:x2} {b[17]:x2}");
+        // The namespace's cookie is compared whole (64 bits).
+        Assert.Contains("18 02 0000 88776655 00 00 0000 44332211", Hex(b));
+        // Three lookups, in the uid, gid and comm maps, by their fds (src_reg 1: a map).
+        foreach (int fd in new[] { 11, 12, 13 })
+            Assert.Contains($"18 11 0000 {fd:x2}000000", Hex(b));
+        // The mark is written once, then every socket is allowed.
+        Assert.Equal("b7 02 0000 00000300 63 26 1000 00000000 b7 00 0000 01000000 95 00 0000 00000000", Hex(b[^32..]));
+    }
+
+    [Fact]
+    public void Rule_map_keys_are_the_id_in_host_order_or_the_comm_zero_padded_to_16_bytes()
+    {
+        Assert.Equal(BitConverter.GetBytes(1000u), Via.Mechanisms.Rules.RuleProgram.Key(Via.Mechanisms.SelectorKind.User, "alice", 1000));
+        var comm = Via.Mechanisms.Rules.RuleProgram.Key(Via.Mechanisms.SelectorKind.Comm, "curl", null);
+        Assert.Equal(16, comm.Length);
+        Assert.Equal("curl"u8.ToArray(), comm[..4]);
+        Assert.All(comm[4..], c => Assert.Equal(0, c));
+        Assert.Throws<ArgumentException>(() => Via.Mechanisms.Rules.RuleProgram.Key(Via.Mechanisms.SelectorKind.Group, "staff", null));
     }
 
     [Fact]

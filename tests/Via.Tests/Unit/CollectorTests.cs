@@ -46,6 +46,30 @@ public sealed class CollectorTests
     }
 
     [Fact]
+    public void A_route_held_by_standing_rules_is_never_collected()
+    {
+        var held = RouteOf("t22000", 22000, users: [Dead]) with { Rules = [new(new RuleSelector(SelectorKind.User, "alice"), "cli", 1000)] };
+        // No process, no via: its rules are what keep it (the cgroup is not even looked at).
+        Assert.True(Teardown.HasMembers(held with { Cgroup = "/nonexistent/via/t22000" }));
+        Assert.Null(Collector.Judge(held, Alive, () => Teardown.Occupancy(held)));
+    }
+
+    [Fact]
+    public void Only_this_state_directorys_rule_programs_no_journal_names_are_strays()
+    {
+        string mine = AttachRuleProgram.OwnerOf("/run/via"), theirs = AttachRuleProgram.OwnerOf("/run/via-test-x");
+        Assert.NotEqual(mine, theirs);
+        var attached = new List<AttachRuleProgram.Found>
+        {
+            new(1, "v" + mine + "0000000a", [1, 2, 3]),
+            new(2, "v" + mine + "0000000b", [4, 5, 6]),
+            new(3, "v" + theirs + "0000000c", [7, 8, 9]),
+        };
+        var strays = Collector.StrayRulePrograms(attached, new HashSet<string> { "v" + mine + "0000000a" }, mine).ToList();
+        Assert.Equal([2u], strays.Select(s => s.Id));
+    }
+
+    [Fact]
     public void A_route_whose_membership_cannot_be_read_is_kept_not_removed()
     {
         var removal = Collector.Judge(RouteOf("t22000", 22000), Alive, () => new Membership(false, "cannot read /x/cgroup.events"));

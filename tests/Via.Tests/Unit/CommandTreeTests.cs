@@ -8,7 +8,7 @@ public sealed class CommandTreeTests
     [Fact]
     public void The_whole_tree_has_every_command()
     {
-        Assert.Equal(["run", "attach", "detach", "ls", "top", "down", "gc", "doctor", "demo", "completion", "man"], Program.BuildRoot().Subcommands.Select(c => c.Name));
+        Assert.Equal(["run", "attach", "detach", "rule", "ls", "top", "up", "down", "apply", "gc", "doctor", "demo", "completion", "man"], Program.BuildRoot().Subcommands.Select(c => c.Name));
     }
 
     [Theory]

@@ -83,7 +83,7 @@ public sealed class CompletionTests : IDisposable
     [Fact]
     public void Bash_completes_subcommands()
     {
-        Assert.Equal(["run"], Bash(["via", "r"]));
+        Assert.Equal(["run", "rule"], Bash(["via", "r"]));
         Assert.Equal(Program.BuildRoot().Subcommands.Select(c => c.Name), Bash(["via", ""]));
     }
 
@@ -190,7 +190,7 @@ public sealed class CompletionTests : IDisposable
     [Fact]
     public void Fish_completes_commands_options_and_values()
     {
-        Assert.Equal(["run"], Fish("via r"));
+        Assert.Equal(["rule", "run"], Fish("via r"));
         Assert.Equal(["--method"], Fish("via run --me"));
         Assert.Equal(new[] { "auto" }.Concat(Via.Mechanisms.Registry.All.Select(m => m.Name)).Order(), Fish("via run --method ").Order());
         Assert.Contains("lo", Fish("via run --dev "));
@@ -240,7 +240,7 @@ public sealed class CompletionTests : IDisposable
     [Fact]
     public void Zsh_completes_commands_options_and_values()
     {
-        Assert.Equal(["run"], Zsh("via r"));
+        Assert.Equal(["rule", "run"], Zsh("via r"));
         Assert.Equal(Program.BuildRoot().Subcommands.Select(c => c.Name).Order(StringComparer.Ordinal), Zsh("via "));
         Assert.Equal(["--method"], Zsh("via run --me"));
         Assert.Equal(new[] { "auto" }.Concat(Via.Mechanisms.Registry.All.Select(m => m.Name)).Order(StringComparer.Ordinal), Zsh("via run --method "));

@@ -27,10 +27,17 @@ public sealed class JournalCodecTests
             new AddRule(new Rule(AddressFamily.InterNetwork, 12001, 0, RuleAction.Unreachable)),
             new AddRule(new Rule(AddressFamily.InterNetworkV6, 12000, 22000, Mark: 0x10000, MarkMask: 0xff0000, Protocol: 86,
                 Destination: IPAddress.Parse("2001:db8::"), DestinationLength: 32, IpProtocol: 6, DestinationPorts: new PortRange(8000, 8080))),
+            new AttachRuleProgram("1a2b3", "0badcafe", 0x10000, 0xfedcba9876543210),
         ])
     {
         Attached = [new(new(4242, 777), "/user.slice/session-3.scope")],
         AttachedCgroups = [new("/system.slice/syncthing.service", "syncthing.service"), new("/my.slice/job", null)],
+        Rules =
+        [
+            new(new RuleSelector(SelectorKind.User, "alice"), "cli", 1000),
+            new(new RuleSelector(SelectorKind.Comm, "curl"), "config", null),
+            new(new RuleSelector(SelectorKind.Dport, "tcp:3306"), "cli", null),
+        ],
     };
 
     [Fact]
@@ -43,8 +50,10 @@ public sealed class JournalCodecTests
         List<HostChange> changes = [];
         List<AttachedProcess> attached = [];
         List<AttachedCgroup> cgroups = [];
-        Assert.Equal(route with { Users = users, Changes = changes, Launch = LaunchAdditions.None, Attached = attached, AttachedCgroups = cgroups },
-            back with { Users = users, Changes = changes, Launch = LaunchAdditions.None, Attached = attached, AttachedCgroups = cgroups });
+        List<Via.Mechanisms.Rules.StandingRule> rules = [];
+        Assert.Equal(route with { Users = users, Changes = changes, Launch = LaunchAdditions.None, Attached = attached, AttachedCgroups = cgroups, Rules = rules },
+            back with { Users = users, Changes = changes, Launch = LaunchAdditions.None, Attached = attached, AttachedCgroups = cgroups, Rules = rules });
+        Assert.Equal(route.Rules, back.Rules);
         Assert.Equal(route.Users, back.Users);
         Assert.Equal(route.Attached, back.Attached);
         Assert.Equal(route.AttachedCgroups, back.AttachedCgroups);
@@ -101,6 +110,16 @@ public sealed class JournalCodecTests
         var back = JournalCodec.Decode(JournalCodec.Encode(route), "test");
         Assert.Equal(("10.2.0.1", "10.2.0.2", (uint?)22000, RouteOwner.ByGid(100)), (back.RequestedGateway, back.RequestedSource, back.RequestedTable, back.Owner));
         Assert.Equal((RouteHealth.Waiting, "interface 'eth1' is down", 3), (back.Health, back.Waiting, back.Repairs));
+    }
+
+    [Fact]
+    public void A_named_standing_route_keeps_its_name_and_definition_and_an_unnamed_one_has_none()
+    {
+        var route = Sample() with { Name = "work", Standing = true, Definition = "dev=eth1 gateway=- source=- method=auto table=-" };
+        var back = JournalCodec.Decode(JournalCodec.Encode(route), "test");
+        Assert.Equal(("work", true, route.Definition), (back.Name, back.Standing, back.Definition));
+        var plain = JournalCodec.Decode(JournalCodec.Encode(Sample()), "test");
+        Assert.Equal(((string?)null, false, (string?)null), (plain.Name, plain.Standing, plain.Definition));
     }
 
     [Fact]

@@ -196,6 +196,13 @@ public class LayoutTests
         c.Equal("const:BPF_MAP_TYPE_PERCPU_ARRAY", (long)BpfMapType.PerCpuArray);
         c.Equal("const:BPF_FUNC_map_lookup_elem", (long)BpfHelper.MapLookupElem);
         c.Equal("const:BPF_FUNC_setsockopt", (long)BpfHelper.SetSockopt);
+        c.Equal("const:BPF_MAP_TYPE_HASH", (long)BpfMapType.Hash);
+        c.Equal("const:BPF_MAP_UPDATE_ELEM", PrivateConst(typeof(BpfSyscall), "CmdMapUpdateElem"));
+        c.Equal("const:BPF_MAP_DELETE_ELEM", PrivateConst(typeof(BpfSyscall), "CmdMapDeleteElem"));
+        c.Equal("const:BPF_FUNC_get_current_uid_gid", (long)BpfHelper.GetCurrentUidGid);
+        c.Equal("const:BPF_FUNC_get_current_comm", (long)BpfHelper.GetCurrentComm);
+        c.Equal("const:BPF_FUNC_get_netns_cookie", (long)BpfHelper.GetNetnsCookie);
+        c.Equal("const:SO_NETNS_COOKIE", PrivateConst(typeof(Via.Kernel.Namespaces), "SoNetnsCookie"));
         c.Equal("const:SOL_SOCKET", Via.Mechanisms.Cgroup.SocketMarkProgram.SolSocket);
         c.Equal("const:SO_DONTROUTE", Via.Mechanisms.Cgroup.SocketMarkProgram.SoDontRoute);
         c.Equal("const:SO_MARK", Via.Mechanisms.Cgroup.SocketMarkProgram.SoMark);
@@ -488,6 +495,9 @@ public class LayoutTests
             ("pw_name", nameof(Libc.Passwd.pw_name)), ("pw_passwd", nameof(Libc.Passwd.pw_passwd)), ("pw_uid", nameof(Libc.Passwd.pw_uid)),
             ("pw_gid", nameof(Libc.Passwd.pw_gid)), ("pw_gecos", nameof(Libc.Passwd.pw_gecos)), ("pw_dir", nameof(Libc.Passwd.pw_dir)),
             ("pw_shell", nameof(Libc.Passwd.pw_shell)));
+        // The leading part only (gr_mem is not read).
+        c.Fields<Libc.Group>("group", ("gr_name", nameof(Libc.Group.gr_name)), ("gr_passwd", nameof(Libc.Group.gr_passwd)), ("gr_gid", nameof(Libc.Group.gr_gid)));
+        c.SizeWithin<Libc.Group>("group");
         c.Assert();
     }
 

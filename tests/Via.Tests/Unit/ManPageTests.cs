@@ -39,7 +39,8 @@ public sealed class ManPageTests : IDisposable
             Assert.True(found > 0, $"section {section} missing or out of order");
             at = found;
         }
-        Assert.Contains("via run --dev IFACE", text);
+        Assert.Contains("via run [--dev IFACE]", text);
+        Assert.Contains("[--route NAME]", text);
     }
 
     [Fact]

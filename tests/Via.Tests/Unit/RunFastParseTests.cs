@@ -22,6 +22,9 @@ public sealed class RunFastParseTests
         "run --dev eth1 --method netns --ip 192.0.2.7/24 -- firefox",
         "run --dev eth1 --ip 192.0.2.7/24 --ip 2001:db8::7/64 -- true",
         "run --dev eth1 --ip=2001:db8::7,192.0.2.7 --method=netns -- true",
+        "run --route work -- curl -s https://example.org",
+        "run --route=work --user alice -v -- true",
+        "run --route work --dev eth1 --dns 9.9.9.9 -- true", // refused by RunCommand, alike
     };
 
     [Theory]
@@ -46,6 +49,8 @@ public sealed class RunFastParseTests
         Assert.Equal(slow.Verbose, fast.Verbose);
         Assert.Equal(slow.Command, fast.Command);
         Assert.Equal(slow.Ip, fast.Ip);
+        Assert.Equal(slow.Route, fast.Route);
+        Assert.Equal(slow.Given, fast.Given);
     }
 
     [Theory]

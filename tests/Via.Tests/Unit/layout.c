@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stddef.h>
@@ -199,6 +200,10 @@ int main(void)
 	FIELD(struct passwd, "passwd", pw_gecos);
 	FIELD(struct passwd, "passwd", pw_dir);
 	FIELD(struct passwd, "passwd", pw_shell);
+	SIZE(struct group, "group");
+	FIELD(struct group, "group", gr_name);
+	FIELD(struct group, "group", gr_passwd);
+	FIELD(struct group, "group", gr_gid);
 
 	/* struct stat: Namespaces reads st_ino by offset; setns takes CLONE_NEWNET */
 	printf("const:STAT_INO_OFFSET %zu\n", offsetof(struct stat, st_ino));
@@ -237,8 +242,11 @@ int main(void)
 	CONST(BPF_MAP_CREATE); CONST(BPF_MAP_LOOKUP_ELEM); CONST(BPF_MAP_GET_FD_BY_ID);
 	CONST(BPF_PROG_TYPE_CGROUP_SKB); CONST(BPF_PROG_TYPE_CGROUP_SOCK_ADDR);
 	CONST(BPF_CGROUP_INET_INGRESS); CONST(BPF_CGROUP_INET_EGRESS); CONST(BPF_CGROUP_INET6_CONNECT);
-	CONST(BPF_MAP_TYPE_ARRAY); CONST(BPF_MAP_TYPE_PERCPU_ARRAY);
+	CONST(BPF_MAP_TYPE_ARRAY); CONST(BPF_MAP_TYPE_PERCPU_ARRAY); CONST(BPF_MAP_TYPE_HASH);
+	CONST(BPF_MAP_UPDATE_ELEM); CONST(BPF_MAP_DELETE_ELEM);
 	CONST(BPF_FUNC_map_lookup_elem); CONST(BPF_FUNC_setsockopt);
+	CONST(BPF_FUNC_get_current_uid_gid); CONST(BPF_FUNC_get_current_comm); CONST(BPF_FUNC_get_netns_cookie);
+	CONST(SO_NETNS_COOKIE);
 	CONST(SOL_SOCKET); CONST(SO_BINDTOIFINDEX); CONST(SO_DONTROUTE); CONST(SO_MARK); CONST(SO_BINDTODEVICE);
 	CONST(IPPROTO_IP); CONST(IPPROTO_IPV6); CONST(IP_UNICAST_IF); CONST(IPV6_UNICAST_IF);
 	CONST(__NR_bpf);

@@ -43,7 +43,7 @@ internal static class BashScript
                 esac
             }
 
-            # What an option ('COMMAND|OPTION') takes: 'words W...', interface, route, user, file, command
+            # What an option ('COMMAND|OPTION') takes: 'words W...', interface, route, routename, user, file, command
             # or free; fails for a flag.
             _via_option_value() {
                 case $1 in
@@ -110,6 +110,10 @@ internal static class BashScript
                 route)
                     # The journals' names in via's state directory: readable without root, nothing run, nothing changed.
                     for f in "${VIA_STATE_DIR:-/run/via}"/routes/*.json; do [[ -e $f ]] && { f=${f##*/}; names+=("${f%.json}"); }; done
+                    _via_add "${names[@]}" ;;
+                routename)
+                    # The [route NAME] lines of via.conf (VIA_CONFIG names another file): nothing run as root, nothing changed.
+                    mapfile -t names < <(sed -n 's/^[[:space:]]*\[route[[:space:]]\{1,\}\([^]#[:space:]]*\)[[:space:]]*\].*/\1/p' "${VIA_CONFIG:-/etc/via/via.conf}" 2>/dev/null)
                     _via_add "${names[@]}" ;;
                 user) mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -u -- "$cur") ;;
                 file)

@@ -92,6 +92,13 @@ internal static class FishScript
                 end
             end
 
+            # The routes of via.conf: its [route NAME] lines (VIA_CONFIG names another file).
+            function __via_route_names
+                set -l config /etc/via/via.conf
+                set -q VIA_CONFIG; and test -n "$VIA_CONFIG"; and set config $VIA_CONFIG
+                test -r $config; and string replace -rf '^\s*\[route\s+([^\]#\s]+)\s*\].*' '$1' <$config
+            end
+
             complete -c via -f
             complete -c via -n __via_in_program -a '(__via_program)'
 
@@ -122,6 +129,7 @@ internal static class FishScript
         ValueKind.Sort.Words => " -x -a " + Shell.FishQuote(string.Join(' ', value.Words)),
         ValueKind.Sort.Interface => " -x -a '(__via_interfaces)'",
         ValueKind.Sort.Route => " -x -a '(__via_routes)'",
+        ValueKind.Sort.RouteName => " -x -a '(__via_route_names)'",
         ValueKind.Sort.User => " -x -a '(__fish_complete_users)'",
         ValueKind.Sort.File => " -r -F",
         ValueKind.Sort.Command => " -x -a '(__via_program)'",

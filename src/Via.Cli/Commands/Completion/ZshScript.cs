@@ -32,6 +32,13 @@ internal static class ZshScript
               _wanted routes expl 'route' compadd -a routes
             }
 
+            # The routes of via.conf: its [route NAME] lines (VIA_CONFIG names another file).
+            _via_route_names() {
+              local -a names
+              names=(${(f)"$(sed -n 's/^[[:space:]]*\[route[[:space:]]\{1,\}\([^]#[:space:]]*\)[[:space:]]*\].*/\1/p' ${VIA_CONFIG:-/etc/via/via.conf} 2>/dev/null)"})
+              _wanted routes expl 'route of via.conf' compadd -a names
+            }
+
             """);
         foreach (var node in root.SelfAndDescendants())
             Function(s, node);
@@ -110,6 +117,7 @@ internal static class ZshScript
         ValueKind.Sort.Words => "(" + string.Join(' ', value.Words.Select(w => w.Replace(" ", "\\ "))) + ")",
         ValueKind.Sort.Interface => "_via_interfaces",
         ValueKind.Sort.Route => "_via_routes",
+        ValueKind.Sort.RouteName => "_via_route_names",
         ValueKind.Sort.User => "_users",
         ValueKind.Sort.File => "_files",
         ValueKind.Sort.Command => "_command_names -e",

@@ -52,7 +52,9 @@ internal static class ManPage
             s.Append(".TP\n.B ").Append(Text(status)).Append('\n').Append(Text(meaning)).Append('\n');
 
         s.Append(".SH FILES\n");
-        Item(s, Settings.DefaultPath, "Configuration: the routing tables, socket-mark bits and rule priority via may use (see 'via doctor').");
+        Item(s, Settings.DefaultPath, "Configuration: the routing tables, socket-mark bits and rule priority via may use (see 'via doctor'); "
+            + "named routes ([route NAME]: dev, gateway, source, dns, method, table) for 'via up', 'via run --route' and 'via apply', and standing rules ([rule]).");
+        Item(s, "via-apply.service", "The systemd unit that runs 'via apply' at boot (dist/systemd/ in via's repository).");
         Item(s, Journal.DefaultStateDirectory, "State: a journal per route (routes/ID.json, written before each change, so that 'via gc' can undo what a crash left), "
             + "the lock (lock) that lets one via change routes at a time, DNS files, a private cgroup2 mount point.");
 

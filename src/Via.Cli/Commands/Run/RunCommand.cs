@@ -13,6 +13,10 @@ public static class RunCommand
     public static int Execute(RunOptions o)
     {
         PhaseTrace.Mark("parse");
+        if (o.Route is not null && o.Given?.Where(g => g != "--route").ToList() is { Count: > 0 } given)
+            return Say.Error($"--route {o.Route} takes the route from via.conf; {string.Join(", ", given)} cannot be given with it (change the [route {o.Route}] section, or use --dev without --route)");
+        if (o.Route is null && o.Device is null)
+            return Say.Error("name the way out: --dev IFACE, or --route NAME (a route of via.conf); see 'via run --help'");
         if (o.Command.Length == 0)
             return Say.Error("no command given; usage: via run --dev IFACE [options] -- COMMAND [ARGS...]");
         if (o.Json && !o.DryRun)
@@ -29,7 +33,21 @@ public static class RunCommand
         Executable.Inspect(path, out bool isStatic, out bool setId);
 
         var who = ResolveUser(o.User);
-        var request = new SessionRequest(new RouteRequest(o.Device, o.Gateway, o.Source, o.Table, Direct: o.Ip, Only: o.Only), o.Method, o.Dns, new ProgramImage(path, isStatic, setId));
+        var program = new ProgramImage(path, isStatic, setId);
+        SessionRequest request;
+        if (o.Route is { } name)
+        {
+            // The route is the file's: an option that would say otherwise is refused, not merged.
+            var config = ViaConfig.Load();
+            var named = config.Route(name) ?? throw new ViaException($"no route '{name}' in via.conf ({config.RouteNames}); add a [route {name}] section, or use --dev");
+            request = NamedRoutes.Launch(named, program);
+        }
+        else
+        {
+            request = new SessionRequest(new RouteRequest(o.Device!, o.Gateway, o.Source, o.Table, Direct: o.Ip), o.Method, o.Dns, program);
+        }
+        // --only narrows any route, named or not, to some destinations (part of its key: another route).
+        if (o.Only is not null) request = request with { Route = request.Route with { Only = o.Only } };
         var output = new SessionOutput(Say.Note, o.Verbose ? line => Console.Error.WriteLine("via: " + line) : null);
 
         using var signals = new SignalForwarder();

@@ -11,9 +11,16 @@ public static class RunCommandDefinition
 {
     public static readonly Option<string> Dev = new("--dev")
     {
-        Description = "Interface the program's traffic leaves through (required), e.g. eth1, wlan0, wg0.",
-        Required = true,
+        Description = "Interface the program's traffic leaves through (required, unless --route names it), e.g. eth1, wlan0, wg0.",
         CompletionSources = { ValueKind.Interface.Complete },
+    };
+
+    public static readonly Option<string?> Route = new("--route")
+    {
+        Description = "A route of via.conf ([route NAME]): its interface, gateway, source, DNS, method and table, instead of --dev and the rest. "
+            + "If the route is up ('via up NAME', 'via apply'), the program joins it: no set-up.",
+        HelpName = "NAME",
+        CompletionSources = { ValueKind.RouteName.Complete },
     };
 
     public static readonly Option<IPAddress?> Gateway = new("--gateway")
@@ -131,10 +138,11 @@ public static class RunCommandDefinition
               sudo via run --dev eth1 --only tcp:3306 -- ./app             # only its MySQL connections take eth1
               sudo via run --dev wg0 --only 10.20.0.0/16 --only 2001:db8::/32 -- ./app   # only these networks
               sudo via run --dev eth1 --only 10.20.0.0/16@tcp:5432 --dns 10.20.0.53 -- psql -h db.corp   # and its lookups
+              sudo via run --route work -- curl https://example.org       # [route work] of via.conf
               via run --dev eth1 --dry-run -- curl https://example.org     # print the plan only
             """)
         {
-            Dev, Gateway, Source, Table, User, Dns, Only, Ip, Method, DryRun, Json, Verbose, Command,
+            Dev, Route, Gateway, Source, Table, User, Dns, Only, Ip, Method, DryRun, Json, Verbose, Command,
         };
         command.SetAction(parse => Say.Guard(() => RunCommand.Execute(Options(parse))));
         return command;
@@ -142,7 +150,7 @@ public static class RunCommandDefinition
 
     /// <summary>What the command line asked for (also what <see cref="RunFastParse"/> must agree with).</summary>
     internal static RunOptions Options(ParseResult parse) => new(
-        parse.GetValue(Dev)!,
+        parse.GetValue(Dev),
         parse.GetValue(Gateway),
         parse.GetValue(Source),
         parse.GetValue(Table),
@@ -154,6 +162,9 @@ public static class RunCommandDefinition
         parse.GetValue(Verbose),
         parse.GetValue(Command) ?? [],
         parse.GetValue(Ip),
+        parse.GetValue(Route),
+        // Which options were given (not defaulted): --route refuses those it would override.
+        [.. new Option[] { Dev, Gateway, Source, Table, Dns, Method, Ip }.Where(o => parse.GetResult(o) is { Implicit: false }).Select(o => o.Name)],
         parse.GetValue(Only));
 
     private static DnsRequest? ParseDns(ArgumentResult result)
@@ -189,8 +200,10 @@ public static class RunCommandDefinition
     }
 }
 
+/// <param name="Route">--route NAME: the route of via.conf (then <paramref name="Device"/> is null).</param>
+/// <param name="Given">The route options given on the command line, for --route to refuse.</param>
 public sealed record RunOptions(
-    string Device,
+    string? Device,
     IPAddress? Gateway,
     IPAddress? Source,
     uint? Table,
@@ -202,4 +215,6 @@ public sealed record RunOptions(
     bool Verbose,
     string[] Command,
     DirectAttachment? Ip = null,
+    string? Route = null,
+    IReadOnlyList<string>? Given = null,
     DestinationFilters? Only = null);

@@ -18,7 +18,7 @@ internal static class RunFastParse
     public static RunOptions? TryParse(string[] args)
     {
         if (args.Length < 2 || args[0] != "run") return null;
-        string? dev = null, user = null, method = null;
+        string? dev = null, user = null, method = null, route = null;
         IPAddress? gateway = null, source = null;
         uint? table = null;
         List<string>? dns = null, ip = null;
@@ -45,7 +45,7 @@ internal static class RunFastParse
                     else if (name == "--json") json = true;
                     else verbose = true;
                     continue;
-                case "--dev" or "--gateway" or "--src" or "--table" or "--user" or "--dns" or "--ip" or "--method":
+                case "--dev" or "--gateway" or "--src" or "--table" or "--user" or "--dns" or "--ip" or "--method" or "--route":
                     break;
                 default:
                     return null;
@@ -59,6 +59,7 @@ internal static class RunFastParse
             switch (name)
             {
                 case "--dev": dev = value; break;
+                case "--route": route = value; break;
                 case "--user": user = value; break;
                 case "--method": method = value; break;
                 case "--gateway": if ((gateway = Address(value)) is null) return null; break;
@@ -71,13 +72,15 @@ internal static class RunFastParse
                 case "--ip": (ip ??= []).Add(value); break;
             }
         }
-        if (i >= args.Length || dev is null) return null; // no '--', or no --dev: System.CommandLine says what is wrong
+        if (i >= args.Length || (dev is null && route is null)) return null; // no '--', or no --dev: System.CommandLine says what is wrong
         if (args.Skip(i + 1).Any(a => a.StartsWith('@'))) return null; // System.CommandLine's to read, as it always was
         var request = DnsRequest.Default;
         if (dns is not null && (request = DnsRequest.Parse(dns, out _)!) is null) return null;
         DirectAttachment? direct = null;
         if (ip is not null && (direct = DirectAttachment.Parse(ip, out _)) is null) return null; // System.CommandLine says what is wrong
-        return new RunOptions(dev, gateway, source, table, user, request, method ?? Engine.MechanismChoice.Auto, dryRun, json, verbose, args[(i + 1)..], direct);
+        // As RunCommandDefinition.Options lists them: what --route refuses beside it.
+        string[] given = [.. new[] { "--dev", "--gateway", "--src", "--table", "--dns", "--method", "--ip" }.Where(o => seen.Contains(o) || (o == "--dns" && dns is not null) || (o == "--ip" && ip is not null))];
+        return new RunOptions(dev, gateway, source, table, user, request, method ?? Engine.MechanismChoice.Auto, dryRun, json, verbose, args[(i + 1)..], direct, route, given);
     }
 
     /// <summary>As <see cref="RunCommandDefinition"/>'s parser of --gateway and --src takes it; null where that one would say no.</summary>
