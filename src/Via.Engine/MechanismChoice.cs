@@ -11,12 +11,22 @@ public static class MechanismChoice
     /// <summary>The mechanism, and why it (one line for --verbose). A <see cref="PlanException"/> says why none can serve.</summary>
     /// <param name="direct">--ip was given: only a mechanism that <see cref="IMechanism.AttachesDirectly"/> can serve it, and
     /// with auto that is the one chosen (--ip implies --method netns); another named method is refused.</param>
-    public static (IMechanism Mechanism, string Why) Choose(string method, HostView host, ProgramImage program, bool direct = false) =>
-        Choose(method, host, program, Registry.All, direct);
+    /// <param name="only">--only was given: only a mechanism that <see cref="IMechanism.FiltersDestinations"/> can serve it
+    /// (auto passes over the others; another named method is refused).</param>
+    public static (IMechanism Mechanism, string Why) Choose(string method, HostView host, ProgramImage program, bool direct = false, bool only = false) =>
+        Choose(method, host, program, Registry.All, direct, only);
 
     /// <summary>The same, among <paramref name="candidates"/> (in order).</summary>
-    public static (IMechanism Mechanism, string Why) Choose(string method, HostView host, ProgramImage program, IReadOnlyList<IMechanism> candidates, bool direct = false)
+    public static (IMechanism Mechanism, string Why) Choose(string method, HostView host, ProgramImage program, IReadOnlyList<IMechanism> candidates, bool direct = false,
+        bool only = false)
     {
+        if (only)
+        {
+            if (direct) throw new PlanException("--only and --ip cannot go together: --ip puts the program in a network namespace whose every packet takes the route");
+            if (method != Auto && candidates.FirstOrDefault(m => m.Name == method) is { FiltersDestinations: false } whole)
+                throw new PlanException(DestinationFilters.Refusal(whole));
+            candidates = [.. candidates.Where(m => m.FiltersDestinations)];
+        }
         if (direct)
         {
             var attaching = candidates.Where(m => m.AttachesDirectly).ToList();

@@ -60,12 +60,13 @@ public sealed class RouteSession
     /// <summary>The plan, read-only: no lock, nothing created (--dry-run; needs no root).</summary>
     public static SessionPreview Preview(SessionRequest request, Action<string>? warn = null)
     {
+        request = request with { Route = DnsPlanner.Through(request.Route, request.Dns) };
         using var host = new Host();
         var view = HostView.Read(host);
-        var (mechanism, why) = MechanismChoice.Choose(request.Method, view, request.Program, request.Route.Direct is not null);
+        var (mechanism, why) = MechanismChoice.Choose(request.Method, view, request.Program, request.Route.Direct is not null, request.Route.Only is not null);
         var resolved = RouteResolver.Resolve(request.Route, view);
         var (plan, described) = NewPlan(request.Route, mechanism, view, resolved, Settings.Load(), warn, warn);
-        return new SessionPreview(plan, DecideDns(request.Dns, view, resolved), described, why);
+        return new SessionPreview(plan, DecideDns(request.Dns, view, resolved, request.Route.Only is not null), described, why);
     }
 
     /// <summary>
@@ -75,16 +76,18 @@ public sealed class RouteSession
     /// </summary>
     public static RouteSession Open(SessionRequest request, SessionOutput output, Fault fault)
     {
+        // --only with --dns servers: the servers are destinations of the route too.
+        request = request with { Route = DnsPlanner.Through(request.Route, request.Dns) };
         var settings = Settings.Load();
         using var host = new Host();
         using (RouteRegistry.Lock(output.Note))
         {
             PhaseTrace.Mark("lock");
             var view = HostView.Read(host);
-            var (mechanism, why) = MechanismChoice.Choose(request.Method, view, request.Program, request.Route.Direct is not null);
+            var (mechanism, why) = MechanismChoice.Choose(request.Method, view, request.Program, request.Route.Direct is not null, request.Route.Only is not null);
             output.Say($"method {mechanism.Name}: {why}");
             var resolved = RouteResolver.Resolve(request.Route, view);
-            var dns = DecideDns(request.Dns, view, resolved);
+            var dns = DecideDns(request.Dns, view, resolved, request.Route.Only is not null);
             string here = Namespaces.CurrentNetwork();
             string key = Planner.Key(here, mechanism, resolved, request.Route);
             PhaseTrace.Mark("host");
@@ -112,6 +115,7 @@ public sealed class RouteSession
                 RequestedSource = request.Route.Source?.ToString(),
                 RequestedTable = request.Route.Table,
                 Owner = request.Route.Owner,
+                Only = request.Route.Only,
                 Launch = plan.Launch,
             };
             // Journal first: whatever happens next, 'via gc' knows what may exist.
@@ -283,8 +287,8 @@ public sealed class RouteSession
     }
 
     /// <summary>Names resolve through the route (DESIGN.md point 7): decided, like the route, before anything changes.</summary>
-    private static DnsPlan DecideDns(DnsRequest request, HostView view, ResolvedRoute resolved) =>
-        DnsPlanner.Decide(request, HostResolver.Read(resolved.Link.Index, resolved.Link.Name), resolved, view, DateTimeOffset.UtcNow);
+    private static DnsPlan DecideDns(DnsRequest request, HostView view, ResolvedRoute resolved, bool only) =>
+        DnsPlanner.Decide(request, HostResolver.Read(resolved.Link.Index, resolved.Link.Name), resolved, view, DateTimeOffset.UtcNow, only);
 
     private static PrivateResolverFiles? WriteResolverFiles(PrivateResolver? resolver)
     {

@@ -82,6 +82,12 @@ public interface IMechanism
     /// <see cref="TagRequest.Direct"/>): only a mechanism that puts the program in a network namespace of its own.</summary>
     bool AttachesDirectly => false;
 
+    /// <summary>Whether the program's packets are routed by the host's policy rules on their mark, so that
+    /// <c>--only</c>'s rules can send some destinations through the route and leave the rest on the
+    /// default path. False for a mechanism whose every packet goes through the route by construction
+    /// (netns: the namespace's only way out is its link to the host).</summary>
+    bool FiltersDestinations => true;
+
     /// <summary>Whether it can work here: cheap (files, kernel features), changes nothing. <c>auto</c> takes the first usable one.</summary>
     MechanismProbe Probe(HostView host);
 

@@ -39,6 +39,10 @@ public sealed record ActiveRoute(
     /// <summary>Whose packets the route carries (part of its <see cref="Key"/>): its cgroup, or a uid or gid.</summary>
     public RouteOwner Owner { get; init; }
 
+    /// <summary><c>--only</c>: the destinations the route carries (part of its <see cref="Key"/>); null: all.
+    /// Its rules are re-made with these when the route follows IFACE.</summary>
+    public DestinationFilters? Only { get; init; }
+
     /// <summary>Whether the route has its way out now (<see cref="RouteHealth"/>), as its watcher last saw it.</summary>
     public string Health { get; init; } = RouteHealth.Up;
 

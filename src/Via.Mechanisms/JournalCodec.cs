@@ -44,6 +44,12 @@ internal static class JournalCodec
             if (r.RequestedSource is not null) w.WriteString("requestedSource", r.RequestedSource);
             if (r.RequestedTable is { } requestedTable) w.WriteNumber("requestedTable", requestedTable);
             if (!r.Owner.IsCgroup) w.WriteString("owner", r.Owner.ToString());
+            if (r.Only is { } only)
+            {
+                w.WriteStartArray("only");
+                foreach (var f in only.Items) w.WriteStringValue(f.ToString());
+                w.WriteEndArray();
+            }
             w.WriteString("state", r.Health);
             if (r.Waiting is not null) w.WriteString("waiting", r.Waiting);
             w.WriteNumber("repairs", r.Repairs);
@@ -143,6 +149,7 @@ internal static class JournalCodec
                 RequestedSource = Str(o, "requestedSource"),
                 RequestedTable = o.TryGetProperty("requestedTable", out var rt) ? rt.GetUInt32() : null,
                 Owner = RouteOwner.Parse(Str(o, "owner")),
+                Only = o.TryGetProperty("only", out var only) ? ReadOnly(only, source) : null,
                 Health = Str(o, "state") ?? RouteHealth.Up,
                 Waiting = Str(o, "waiting"),
                 Repairs = o.TryGetProperty("repairs", out var repairs) ? repairs.GetInt32() : 0,
@@ -180,6 +187,10 @@ internal static class JournalCodec
     }
 
     private static HostChange ReadChange(JsonElement c) => ChangeKinds.Read(c);
+
+    private static DestinationFilters? ReadOnly(JsonElement only, string source) =>
+        DestinationFilters.Parse([.. only.EnumerateArray().Select(f => f.GetString() ?? "")], out string? error)
+            ?? throw new JsonException($"{source}: 'only' {error}");
 
     private static string? Str(JsonElement o, string name) => JsonFields.Str(o, name);
 }

@@ -32,6 +32,8 @@ public static class Planner
     public static Plan Make(RouteRequest request, ResolvedRoute route, HostView host, IMechanism mechanism, RouteNumbers numbers, string routeId, bool egressGuard = true,
         DirectAttachment? direct = null)
     {
+        if (request.Only is not null && !mechanism.FiltersDestinations)
+            throw new PlanException(DestinationFilters.Refusal(mechanism));
         if (direct is not null && !mechanism.AttachesDirectly)
             throw new PlanException($"--ip needs --method netns: method {mechanism.Name} has no namespace of its own to give the program an address in");
         // Every route has a cgroup of its own, whatever tags its sockets: its programs start in it
@@ -49,8 +51,8 @@ public static class Planner
         if (egressGuard)
             changes.Add(mechanism.GuardDevice(tag) is var (index, name)
                 ? new AttachEgressGuard(cgroup, index, name, Fixed: true)
-                : new AttachEgressGuard(cgroup, route.Link.Index, route.Link.Name));
-        changes.AddRange(Routing(route, numbers));
+                : new AttachEgressGuard(cgroup, route.Link.Index, route.Link.Name) { Only = request.Only });
+        changes.AddRange(Routing(route, numbers, request.Only));
         return new Plan(routeId, request, route, numbers, mechanism, changes, mechanism.Launch(tag), cgroup);
     }
 
@@ -62,7 +64,8 @@ public static class Planner
     /// <summary>
     /// What makes two invocations the same route, so they share its kernel objects: the network
     /// namespace, the mechanism, the interface, next hops, source addresses, a requested table, and
-    /// an owner other than the route's cgroup (a uid or gid: another route than a program's).
+    /// an owner other than the route's cgroup (a uid or gid: another route than a program's), and the
+    /// destinations it carries (--only).
     /// </summary>
     public static string Key(string networkNamespace, IMechanism mechanism, ResolvedRoute r, RouteRequest request) =>
         Key(networkNamespace, mechanism.Name, r, request);
@@ -72,7 +75,8 @@ public static class Planner
         string.Join('|', networkNamespace, mechanism, r.Link.Name, r.Gateway4, r.Source4, r.Gateway6, r.Source6, request.Table)
         + (request.Owner.IsCgroup ? "" : "|" + request.Owner)
         + (request.Direct is { } d ? "|" + d.Key : "")
-        + (request.Name is { } name ? "|name:" + name : "");
+        + (request.Name is { } name ? "|name:" + name : "")
+        + (request.Only is { } only ? "|only=" + only : "");
 
     /// <summary>The route's name in via ls, via down and the journal: unique while it exists.</summary>
     public static string RouteId(RouteNumbers n) => $"t{n.Table}";
@@ -84,8 +88,15 @@ public static class Planner
     /// main table), a fwmark rule, and a rule for the route's source addresses so that replies pass
     /// strict rp_filter without touching any sysctl. Rules sit after the local table (priority 0),
     /// so loopback and the host's own addresses keep working.
+    /// <para>
+    /// With <paramref name="only"/> (--only), the marked packets take the table only to the
+    /// destinations of a filter: one rule per filter and family (a network's family only), with the
+    /// filter's destination, protocol and ports as the rule's selectors. A marked packet that no rule
+    /// takes goes on to the main table, the default path. The table's unreachable defaults, the kill
+    /// switch, then hold for exactly the filtered destinations.
+    /// </para>
     /// </summary>
-    public static IEnumerable<HostChange> Routing(ResolvedRoute route, RouteNumbers n)
+    public static IEnumerable<HostChange> Routing(ResolvedRoute route, RouteNumbers n, DestinationFilters? only = null)
     {
         uint table = n.Table;
         var link = route.Link;
@@ -104,11 +115,35 @@ public static class Planner
             }
             yield return new AddRoute(new Route(family, table, RouteType.Unreachable, Metric: KillSwitchMetric, Protocol: Protocol));
         }
-        foreach (var family in new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
-            yield return new AddRule(new Rule(family, n.Priority, table, Mark: n.Mark, MarkMask: n.MarkMask, Protocol: Protocol));
+        foreach (var rule in MarkRules(n, only)) yield return new AddRule(rule);
         if (route.Routes4 && route.Source4 is { } s4)
             yield return new AddRule(new Rule(AddressFamily.InterNetwork, n.Priority, table, Source: s4, SourceLength: 32, Protocol: Protocol));
         if (route.Routes6 && route.Source6 is { } s6)
             yield return new AddRule(new Rule(AddressFamily.InterNetworkV6, n.Priority, table, Source: s6, SourceLength: 128, Protocol: Protocol));
+    }
+
+    /// <summary>
+    /// The fwmark rules: one per family, or with <paramref name="only"/> one per filter and family it
+    /// covers, least selective first (see <see cref="Rule.SelectorCount"/>: undone in reverse, the most
+    /// selective goes first and a rule's deletion never takes another's place).
+    /// </summary>
+    public static IEnumerable<Rule> MarkRules(RouteNumbers n, DestinationFilters? only)
+    {
+        var rules = new List<Rule>();
+        foreach (var family in new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
+        {
+            var plain = new Rule(family, n.Priority, n.Table, Mark: n.Mark, MarkMask: n.MarkMask, Protocol: Protocol);
+            if (only is null) rules.Add(plain);
+            else
+                rules.AddRange(only.For(family).Select(f => plain with
+                {
+                    // A /0 network is every destination of its family: no 'to' selector.
+                    Destination = f.Network is not null && f.PrefixLength > 0 ? f.Network : null,
+                    DestinationLength = f.Network is not null ? f.PrefixLength : (byte)0,
+                    IpProtocol = f.Port?.ProtocolNumber ?? 0,
+                    DestinationPorts = f.Ports,
+                }));
+        }
+        return rules.OrderBy(r => r.SelectorCount);
     }
 }

@@ -55,7 +55,8 @@ public static class RouteFollow
             // --ip, from the change that made it: the route's key names its addresses.
             route.Changes.OfType<Mechanisms.Netns.CreateMacvlan>().FirstOrDefault()?.Attachment,
             // A named route's key names it.
-            route.Name);
+            route.Name,
+            route.Only);
 
         // The gateway is found again where a DHCP client or network manager puts it, never in the
         // route's own table: a stale default there would name the gateway IFACE had before.
@@ -76,7 +77,7 @@ public static class RouteFollow
 
         // Waiting: no way out, only what fails closed (the unreachable defaults and the fwmark
         // rules): the same planner, given a route with no address in either family.
-        var routing = Planner.Routing(resolved ?? new ResolvedRoute(new Link(0, route.Device, 0), null, null, null, null, []), numbers).ToList();
+        var routing = Planner.Routing(resolved ?? new ResolvedRoute(new Link(0, route.Device, 0), null, null, null, null, []), numbers, route.Only).ToList();
 
         // IFACE by name: re-created, it has a new index, and the guards follow it. Gone, the old
         // guards stay: their index names no interface, so only loopback passes.

@@ -9,12 +9,15 @@ public enum Register : byte { R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10 }
 public enum Size : byte { Word = 0x00, Half = 0x08, Byte = 0x10, DWord = 0x18 }
 
 /// <summary>Conditional jump operations (the BPF_OP bits of class JMP).</summary>
-public enum JumpOp : byte { Equal = 0x10, Greater = 0x20, GreaterOrEqual = 0x30, NotEqual = 0x50 }
+public enum JumpOp : byte { Equal = 0x10, Greater = 0x20, GreaterOrEqual = 0x30, NotEqual = 0x50, Less = 0xa0 }
 
 /// <summary>Kernel helper functions a program may call (enum bpf_func_id).</summary>
 public enum BpfHelper : int
 {
     MapLookupElem = 1,
+
+    /// <summary>(skb, offset, to, len): copies len bytes of the packet from offset (cgroup_skb: from the IP header).</summary>
+    SkbLoadBytes = 26,
 
     /// <summary>u64: the current task's gid &lt;&lt; 32 | uid, as seen from the initial user namespace. These are its real ids
     /// (kernel/bpf/helpers.c reads them with current_uid_gid, i.e. cred-&gt;uid and cred-&gt;gid), not the effective ones.</summary>
@@ -60,11 +63,13 @@ public readonly record struct Instruction(byte OpCode, Register Dst, Register Sr
 public static class Asm
 {
     // Instruction classes (BPF_CLASS).
-    internal const byte ClassLd = 0x00, ClassLdx = 0x01, ClassSt = 0x02, ClassStx = 0x03, ClassJmp = 0x05, ClassAlu64 = 0x07;
+    internal const byte ClassLd = 0x00, ClassLdx = 0x01, ClassSt = 0x02, ClassStx = 0x03, ClassAlu = 0x04, ClassJmp = 0x05, ClassAlu64 = 0x07;
     // Modes (BPF_MODE) and sources (BPF_SRC).
     internal const byte ModeImm = 0x00, ModeMem = 0x60, ModeAtomic = 0xc0, SourceImm = 0x00, SourceReg = 0x08;
     // ALU and JMP operations (BPF_OP).
-    internal const byte OpAdd = 0x00, OpAnd = 0x50, OpRsh = 0x70, OpMov = 0xb0, OpJa = 0x00, OpCall = 0x80, OpExit = 0x90;
+    internal const byte OpAdd = 0x00, OpLsh = 0x60, OpRsh = 0x70, OpAnd = 0x50, OpMov = 0xb0, OpEnd = 0xd0, OpJa = 0x00, OpCall = 0x80, OpExit = 0x90;
+    // BPF_END's source bit: BPF_TO_BE (0x08) converts to big endian (a byte swap on a little-endian host).
+    internal const byte ToBe = 0x08;
     // src_reg of a 64-bit immediate load whose constant is a map's file descriptor (BPF_PSEUDO_MAP_FD).
     internal const byte PseudoMapFd = 1;
 
@@ -76,6 +81,30 @@ public static class Asm
         /// <summary>dst = src.</summary>
         public static Instruction Reg(Register dst, Register src) => new((byte)(ClassAlu64 | OpMov | SourceReg), dst, src, 0, 0);
     }
+
+    public static class Mov32
+    {
+        /// <summary>dst = (u32)imm: a 32-bit move, which zeroes the upper half (a constant with bit 31 set stays positive).</summary>
+        public static Instruction Imm(Register dst, int value) => new((byte)(ClassAlu | OpMov | SourceImm), dst, Register.R0, 0, value);
+    }
+
+    public static class Lsh
+    {
+        /// <summary>dst &lt;&lt;= imm (64-bit).</summary>
+        public static Instruction Imm(Register dst, int value) => new((byte)(ClassAlu64 | OpLsh | SourceImm), dst, Register.R0, 0, value);
+    }
+
+    public static class Rsh
+    {
+        /// <summary>dst &gt;&gt;= imm (64-bit, logical).</summary>
+        public static Instruction Imm(Register dst, int value) => new((byte)(ClassAlu64 | OpRsh | SourceImm), dst, Register.R0, 0, value);
+    }
+
+    /// <summary>dst = htobe16/32/64(dst): network byte order read as a number (and the upper bits cleared), on a little-endian host.</summary>
+    public static Instruction ToBigEndian(Register dst, int bits) =>
+        bits is 16 or 32 or 64
+            ? new((byte)(ClassAlu | OpEnd | ToBe), dst, Register.R0, 0, bits)
+            : throw new ArgumentException("a byte swap is 16, 32 or 64 bits wide", nameof(bits));
 
     public static class Add
     {
@@ -90,12 +119,6 @@ public static class Asm
     {
         /// <summary>dst &amp;= imm (64-bit, the constant sign-extended).</summary>
         public static Instruction Imm(Register dst, int value) => new((byte)(ClassAlu64 | OpAnd | SourceImm), dst, Register.R0, 0, value);
-    }
-
-    public static class Rsh
-    {
-        /// <summary>dst &gt;&gt;= imm (64-bit, logical).</summary>
-        public static Instruction Imm(Register dst, int value) => new((byte)(ClassAlu64 | OpRsh | SourceImm), dst, Register.R0, 0, value);
     }
 
     /// <summary>dst = a 64-bit constant: a 64-bit immediate load (two instruction slots).</summary>

@@ -21,6 +21,14 @@ namespace Via.Mechanisms.Guard;
 /// namespace (<see cref="IMechanism.GuardDevice"/>): the guard stays on its index when IFACE is made again.</param>
 public sealed record AttachEgressGuard(string CgroupPath, int DeviceIndex, string Device, bool Fixed = false) : HostChange
 {
+    /// <summary>
+    /// --only: the destinations that must leave by IFACE; a packet to any other may leave by any
+    /// interface (the default path). The connect6 program is then not attached: binding a link-local
+    /// connect to IFACE would send a destination that is not filtered the wrong way; a filtered one
+    /// that names another interface is still dropped by the egress program.
+    /// </summary>
+    public DestinationFilters? Only { get; init; }
+
     private static readonly (BpfAttachType Hook, string Name)[] Programs =
     [
         (BpfAttachType.CgroupInetEgress, EgressGuardPrograms.EgressName),
@@ -28,13 +36,20 @@ public sealed record AttachEgressGuard(string CgroupPath, int DeviceIndex, strin
         (BpfAttachType.CgroupInet6Connect, EgressGuardPrograms.Connect6Name),
     ];
 
-    public override string Command =>
-        $"bpftool cgroup attach {CgroupPath} egress <{EgressGuardPrograms.EgressName}: pass dev {Device} (ifindex {DeviceIndex}) and lo, drop the rest, count> multi"
-        + $"; bpftool cgroup attach {CgroupPath} ingress <{EgressGuardPrograms.IngressName}: count> multi"
-        + $"; bpftool cgroup attach {CgroupPath} connect6 <{EgressGuardPrograms.Connect6Name}: bind link-local connects to {Device}> multi";
+    public override string Command => Only is { } only
+        ? $"bpftool cgroup attach {CgroupPath} egress <{EgressGuardPrograms.EgressName}: pass dev {Device} (ifindex {DeviceIndex}) and lo, drop the rest to {only}, pass other destinations, count> multi"
+            + $"; bpftool cgroup attach {CgroupPath} ingress <{EgressGuardPrograms.IngressName}: count> multi"
+        : $"bpftool cgroup attach {CgroupPath} egress <{EgressGuardPrograms.EgressName}: pass dev {Device} (ifindex {DeviceIndex}) and lo, drop the rest, count> multi"
+            + $"; bpftool cgroup attach {CgroupPath} ingress <{EgressGuardPrograms.IngressName}: count> multi"
+            + $"; bpftool cgroup attach {CgroupPath} connect6 <{EgressGuardPrograms.Connect6Name}: bind link-local connects to {Device}> multi";
 
     public static readonly ChangeCodec Codec = new("egress-guard", c => new AttachEgressGuard(JsonFields.Need(c, "cgroup"), c.GetProperty("ifindex").GetInt32(), JsonFields.Need(c, "device"),
-        c.TryGetProperty("fixed", out var f) && f.GetBoolean()));
+        c.TryGetProperty("fixed", out var f) && f.GetBoolean())
+    {
+        Only = JsonFields.Str(c, "only") is { } only
+            ? DestinationFilters.Parse([only], out string? error) ?? throw new System.Text.Json.JsonException($"egress guard's 'only': {error}")
+            : null,
+    });
 
     public override string Kind => Codec.Kind;
 
@@ -44,6 +59,7 @@ public sealed record AttachEgressGuard(string CgroupPath, int DeviceIndex, strin
         w.WriteNumber("ifindex", DeviceIndex);
         w.WriteString("device", Device);
         if (Fixed) w.WriteBoolean("fixed", true);
+        if (Only is not null) w.WriteString("only", Only.ToString());
     }
 
     public override HostChange? ForDevice(int index) => Fixed ? null : this with { DeviceIndex = index };
@@ -64,9 +80,10 @@ public sealed record AttachEgressGuard(string CgroupPath, int DeviceIndex, strin
         int fd = counters.Value;
         try
         {
-            CgroupPrograms.Attach(CgroupPath, BpfProgType.CgroupSkb, BpfAttachType.CgroupInetEgress, EgressGuardPrograms.Egress(fd, DeviceIndex), EgressGuardPrograms.EgressName);
+            CgroupPrograms.Attach(CgroupPath, BpfProgType.CgroupSkb, BpfAttachType.CgroupInetEgress, EgressGuardPrograms.Egress(fd, DeviceIndex, Only), EgressGuardPrograms.EgressName);
             CgroupPrograms.Attach(CgroupPath, BpfProgType.CgroupSkb, BpfAttachType.CgroupInetIngress, EgressGuardPrograms.Ingress(fd), EgressGuardPrograms.IngressName);
-            CgroupPrograms.Attach(CgroupPath, BpfProgType.CgroupSockAddr, BpfAttachType.CgroupInet6Connect, EgressGuardPrograms.Connect6(DeviceIndex), EgressGuardPrograms.Connect6Name);
+            if (Only is null)
+                CgroupPrograms.Attach(CgroupPath, BpfProgType.CgroupSockAddr, BpfAttachType.CgroupInet6Connect, EgressGuardPrograms.Connect6(DeviceIndex), EgressGuardPrograms.Connect6Name);
         }
         catch
         {

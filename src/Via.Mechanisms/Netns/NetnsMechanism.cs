@@ -53,6 +53,9 @@ public sealed class NetnsMechanism : IMechanism
     /// <summary>Yes: <c>--ip</c> gives the namespace a macvlan on IFACE instead of the veth pair (<see cref="CreateMacvlan"/>).</summary>
     public bool AttachesDirectly => true;
 
+    /// <summary>Every packet of the namespace leaves by its link to the host and is forwarded through the route: --only cannot leave some on the default path.</summary>
+    public bool FiltersDestinations => false;
+
     public (int Index, string Name)? GuardDevice(TagRequest request) => (NetnsAddressing.PeerIndex, NetnsAddressing.PeerName);
 
     public IReadOnlyList<HostChange> Tag(TagRequest request)

@@ -28,9 +28,13 @@ public static class DnsPlanner
 {
     private const string Fix = "pass --dns ADDRESS (or --dns host to keep it)";
 
-    public static DnsPlan Decide(DnsRequest request, HostResolver host, ResolvedRoute route, HostView view, DateTimeOffset now)
+    /// <param name="only">The route carries only some destinations (--only): by default the program's lookups
+    /// then keep the host's resolver and its path, unless --dns names servers (see <see cref="Through"/>).</param>
+    public static DnsPlan Decide(DnsRequest request, HostResolver host, ResolvedRoute route, HostView view, DateTimeOffset now, bool only = false)
     {
         string dev = route.Link.Name;
+        if (only && request.Kind == DnsRequest.Choice.Default)
+            return new DnsPlan(ResolvConf.Nameservers(host.ResolvConf ?? ""), "--only: the host's, by the default path", null, null);
         switch (request.Kind)
         {
             case DnsRequest.Choice.Host:
@@ -43,6 +47,23 @@ public static class DnsPlanner
         if (LinkServers(host, route.Link.Name, now) is ({ Count: > 0 } servers, string origin) && host.ResolvConf is not null)
             return Private(servers.Take(DnsRequest.MaxServers).ToList(), $"{dev}'s own servers, from {origin}", host, dev);
         return new DnsPlan(ResolvConf.Nameservers(host.ResolvConf ?? ""), "the host's", Warn(host, route, view), null);
+    }
+
+    /// <summary>
+    /// The route as it must be for <paramref name="dns"/>: with --only and --dns servers, the servers
+    /// (udp and tcp port 53) join the destinations that take the route, so that the program's queries
+    /// go through it like the rest of its matching traffic. Otherwise the route as asked.
+    /// </summary>
+    public static RouteRequest Through(RouteRequest route, DnsRequest dns) =>
+        route.Only is { } only && dns.Kind == DnsRequest.Choice.Servers
+            ? route with { Only = only.With(dns.Servers.SelectMany(ServerFilters)) }
+            : route;
+
+    private static IEnumerable<DestinationFilter> ServerFilters(IPAddress server)
+    {
+        byte length = (byte)(server.AddressFamily == AddressFamily.InterNetwork ? 32 : 128);
+        yield return new DestinationFilter(server, length, new DestinationPort("udp", 53, 53));
+        yield return new DestinationFilter(server, length, new DestinationPort("tcp", 53, 53));
     }
 
     /// <summary>The interface's own servers from the first state file that names some, and that file.</summary>

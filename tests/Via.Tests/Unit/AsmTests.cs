@@ -13,7 +13,8 @@ namespace Via.Tests.Unit;
 ///   classes: BPF_LD 0x00, BPF_LDX 0x01, BPF_ST 0x02, BPF_STX 0x03, BPF_JMP 0x05, BPF_ALU64 0x07
 ///   sizes:   BPF_W 0x00, BPF_H 0x08, BPF_B 0x10, BPF_DW 0x18;  modes BPF_IMM 0x00, BPF_MEM 0x60, BPF_ATOMIC 0xc0
 ///   source:  BPF_K 0x00, BPF_X 0x08
-///   ops:     BPF_ADD 0x00, BPF_AND 0x50, BPF_MOV 0xb0; BPF_JA 0x00, BPF_JEQ 0x10, BPF_JGT 0x20, BPF_JGE 0x30,
+///   class BPF_ALU 0x04 (32-bit); BPF_END 0xd0 with BPF_TO_BE 0x08 (imm: the width)
+///   ops:     BPF_ADD 0x00, BPF_LSH 0x60, BPF_RSH 0x70, BPF_AND 0x50, BPF_MOV 0xb0; BPF_JLT 0xa0; BPF_JA 0x00, BPF_JEQ 0x10, BPF_JGT 0x20, BPF_JGE 0x30,
 ///            BPF_JNE 0x50, BPF_CALL 0x80, BPF_EXIT 0x90; BPF_PSEUDO_MAP_FD (src_reg of a map load) 1
 /// </code>
 /// Byte 1 holds dst in the low nibble and src in the high nibble.
@@ -56,6 +57,12 @@ public class AsmTests
         ["r2 &= 0xc0ff"] = Asm.And.Imm(R2, 0xc0ff),
         ["call map_lookup_elem"] = Asm.Call(BpfHelper.MapLookupElem),
         ["call setsockopt"] = Asm.Call(BpfHelper.SetSockopt),
+        ["call skb_load_bytes"] = Asm.Call(BpfHelper.SkbLoadBytes),
+        ["w3 = 0xc800000a"] = Asm.Mov32.Imm(R3, unchecked((int)0xc800000a)),
+        ["r9 >>= 4"] = Asm.Rsh.Imm(R9, 4),
+        ["r2 <<= 2"] = Asm.Lsh.Imm(R2, 2),
+        ["r8 = be16 r8"] = Asm.ToBigEndian(R8, 16),
+        ["if r8 < 3306 goto out"] = Asm.JumpIf(JumpOp.Less, R8, 3306, "out"),
         ["lock *(u64 *)(r0 + 8) += r3"] = Asm.AtomicAdd(R0, 8, R3, Size.DWord),
         ["lock *(u32 *)(r1 + 0) += r2"] = Asm.AtomicAdd(R1, 0, R2, Size.Word),
         ["r7 >>= 32"] = Asm.Rsh.Imm(R7, 32),
@@ -107,6 +114,14 @@ public class AsmTests
         // JMP | CALL = 0x85, imm = enum bpf_func_id (map_lookup_elem 1, setsockopt 49)
         { "call map_lookup_elem", "85 00 0000 01000000" },
         { "call setsockopt", "85 00 0000 31000000" },
+        // skb_load_bytes is helper 26
+        { "call skb_load_bytes", "85 00 0000 1a000000" },
+        // ALU | MOV | K = 0xb4; ALU64 | RSH | K = 0x77, | LSH | K = 0x67; ALU | END | TO_BE = 0xdc; JMP | JLT | K = 0xa5
+        { "w3 = 0xc800000a", "b4 03 0000 0a0000c8" },
+        { "r9 >>= 4", "77 09 0000 04000000" },
+        { "r2 <<= 2", "67 02 0000 02000000" },
+        { "r8 = be16 r8", "dc 08 0000 10000000" },
+        { "if r8 < 3306 goto out", "a5 08 0100 ea0c0000" },
         // STX | ATOMIC | size: DW 0xdb, W 0xc3; imm = BPF_ADD
         { "lock *(u64 *)(r0 + 8) += r3", "db 30 0800 00000000" },
         { "lock *(u32 *)(r1 + 0) += r2", "c3 21 0000 00000000" },

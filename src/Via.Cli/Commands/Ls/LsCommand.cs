@@ -25,7 +25,8 @@ public static class LsCommand
             the route's programs sent out and received through the interface since it was made, how many
             packets the egress guard refused (packets aimed at another interface), and the processes in
             each (PID, user, command), the name of a route of via.conf (standing: kept up by 'via up'
-            or 'via apply'), and the standing rules that hold it ('via rule ls'). 'via top' shows the same live, with rates.
+            or 'via apply'), and the standing rules that hold it ('via rule ls'). A route of 'via run --only' lists the destinations it
+            carries ("only" in --json). 'via top' shows the same live, with rates.
 
               via ls
               via ls --json | jq '.[] | {id, refused: .traffic.refusedPackets}'
@@ -58,6 +59,7 @@ public static class LsCommand
         }
         foreach (var r in routes.Where(r => r.Name is not null))
             Console.WriteLine($"{r.Id}: route {r.Name} of via.conf{(r.Standing ? ", standing (kept up until 'via down " + r.Name + "')" : "")}");
+        foreach (var r in routes.Where(r => r.Only is not null)) Console.WriteLine($"{r.Id}: only to {string.Join(", ", r.Only!)}");
         foreach (var r in routes.Where(r => r.Waiting is not null)) Console.WriteLine($"{r.Id}: {r.Waiting}");
         foreach (var r in routes.Where(r => r.Attached is { Length: > 0 }))
             Console.WriteLine($"{r.Id}: attached {string.Join(", ", r.Attached!.Select(a => $"pid {a.Pid} (from {a.From})"))}");
@@ -95,12 +97,13 @@ public sealed record TrafficListing(ulong OutPackets, ulong OutBytes, ulong InPa
 /// <param name="Repairs">How many times via re-made the route's objects while it was in use.</param>
 /// <param name="Name">The via.conf route it was made from ('via up', 'via run --route', 'via apply'), or null.</param>
 /// <param name="Standing">Kept up without a program ('via up', 'via apply') until 'via down'.</param>
+/// <param name="Only">--only: the destinations the route carries (SPECs, as --only takes them); null: all.</param>
 /// <param name="Rules">The standing rules that hold it ('via rule ls'), as selectors ("user:alice").</param>
 public sealed record RouteListing(
     string Id, string Device, string? Gateway, string Mark, uint Table, string Mechanism, string State,
     string NetworkNamespace, DateTimeOffset Created, long AgeSeconds, TrafficListing? Traffic, ProcessListing[] Processes,
     string? Waiting = null, int Repairs = 0, AttachedListing[]? Attached = null, AttachedCgroupListing[]? AttachedCgroups = null,
-    string? Name = null, bool Standing = false, string[]? Rules = null)
+    string? Name = null, bool Standing = false, string[]? Rules = null, string[]? Only = null)
 {
     /// <summary>Every route of the journal, with its counters and processes as they are now (read-only).</summary>
     public static RouteListing[] ReadAll(DateTimeOffset now) => RouteRegistry.All().OrderBy(r => r.Table).Select(r => new RouteListing(
@@ -111,7 +114,8 @@ public sealed record RouteListing(
         r.Down ? null : r.Waiting, r.Repairs,
         r.Attached.Where(a => a.Process.IsAlive).Select(a => new AttachedListing(a.Process.Pid, a.From)).ToArray(),
         r.AttachedCgroups.Select(c => new AttachedCgroupListing(c.Path, c.Unit)).ToArray(),
-        r.Name, r.Standing, r.Rules.Select(x => x.Selector.ToString()).ToArray())).ToArray();
+        r.Name, r.Standing, r.Rules.Select(x => x.Selector.ToString()).ToArray(),
+        r.Only?.Items.Select(f => f.ToString()).ToArray())).ToArray();
 
     private static TrafficListing? ReadTraffic(ActiveRoute route)
     {

@@ -46,6 +46,8 @@ public static class RunCommand
         {
             request = new SessionRequest(new RouteRequest(o.Device!, o.Gateway, o.Source, o.Table, Direct: o.Ip), o.Method, o.Dns, program);
         }
+        // --only narrows any route, named or not, to some destinations (part of its key: another route).
+        if (o.Only is not null) request = request with { Route = request.Route with { Only = o.Only } };
         var output = new SessionOutput(Say.Note, o.Verbose ? line => Console.Error.WriteLine("via: " + line) : null);
 
         using var signals = new SignalForwarder();

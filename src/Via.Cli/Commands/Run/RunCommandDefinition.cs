@@ -62,6 +62,21 @@ public static class RunCommandDefinition
         AllowMultipleArgumentsPerToken = false,
     };
 
+    public static readonly Option<DestinationFilters?> Only = new("--only")
+    {
+        Description = "Only these destinations of the program take the route (repeatable, or comma-separated); the rest of its traffic "
+            + "keeps the default path, with the host's usual source address. SPEC is a network (10.20.0.0/16, 2001:db8::/32, or one address), "
+            + "PROTO:PORT[-PORT] (tcp:3306, udp:53, tcp:8000-8080), or both as NETWORK@PROTO:PORT (10.20.0.0/16@tcp:3306). "
+            + "A network selects its own family; a port alone, IPv4 and IPv6. If the interface goes away, only these destinations fail "
+            + "(EHOSTUNREACH), and a packet to one of them is never let out another way. The program's name lookups take the host's "
+            + "way unless --dns names servers: those then take the route too (udp and tcp port 53). The program still may not change "
+            + "its sockets' mark nor tie them to another interface (SO_BINDTODEVICE, IP_UNICAST_IF), for any destination. Not with --method netns or --ip.",
+        CustomParser = ParseOnly,
+        HelpName = "SPEC",
+        Arity = ArgumentArity.OneOrMore,
+        AllowMultipleArgumentsPerToken = false,
+    };
+
     public static readonly Option<DirectAttachment?> Ip = new("--ip")
     {
         Description = "Attach the program to the interface's Ethernet network directly with addresses of its own (firejail's --ip): "
@@ -120,11 +135,14 @@ public static class RunCommandDefinition
               sudo via run --dev wg0 --user alice -- firefox
               sudo via run --dev eth1 --dns 9.9.9.9,2620:fe::fe -- curl https://example.org   # names resolved through eth1
               sudo via run --dev eth1 --ip 192.168.1.77/24 -- firefox     # its own address on eth1's LAN (macvlan, no NAT)
+              sudo via run --dev eth1 --only tcp:3306 -- ./app             # only its MySQL connections take eth1
+              sudo via run --dev wg0 --only 10.20.0.0/16 --only 2001:db8::/32 -- ./app   # only these networks
+              sudo via run --dev eth1 --only 10.20.0.0/16@tcp:5432 --dns 10.20.0.53 -- psql -h db.corp   # and its lookups
               sudo via run --route work -- curl https://example.org       # [route work] of via.conf
               via run --dev eth1 --dry-run -- curl https://example.org     # print the plan only
             """)
         {
-            Dev, Route, Gateway, Source, Table, User, Dns, Ip, Method, DryRun, Json, Verbose, Command,
+            Dev, Route, Gateway, Source, Table, User, Dns, Only, Ip, Method, DryRun, Json, Verbose, Command,
         };
         command.SetAction(parse => Say.Guard(() => RunCommand.Execute(Options(parse))));
         return command;
@@ -146,7 +164,8 @@ public static class RunCommandDefinition
         parse.GetValue(Ip),
         parse.GetValue(Route),
         // Which options were given (not defaulted): --route refuses those it would override.
-        [.. new Option[] { Dev, Gateway, Source, Table, Dns, Method, Ip }.Where(o => parse.GetResult(o) is { Implicit: false }).Select(o => o.Name)]);
+        [.. new Option[] { Dev, Gateway, Source, Table, Dns, Method, Ip }.Where(o => parse.GetResult(o) is { Implicit: false }).Select(o => o.Name)],
+        parse.GetValue(Only));
 
     private static DnsRequest? ParseDns(ArgumentResult result)
     {
@@ -154,6 +173,13 @@ public static class RunCommandDefinition
         if (request is not null) return request;
         result.AddError(error!);
         return DnsRequest.Default;
+    }
+
+    private static DestinationFilters? ParseOnly(ArgumentResult result)
+    {
+        var only = DestinationFilters.Parse(result.Tokens.Select(t => t.Value).ToList(), out string? error);
+        if (only is null) result.AddError((error ?? "--only needs a destination, e.g. --only tcp:3306") + " (option --only)");
+        return only;
     }
 
     private static DirectAttachment? ParseIp(ArgumentResult result)
@@ -190,4 +216,5 @@ public sealed record RunOptions(
     string[] Command,
     DirectAttachment? Ip = null,
     string? Route = null,
-    IReadOnlyList<string>? Given = null);
+    IReadOnlyList<string>? Given = null,
+    DestinationFilters? Only = null);
