@@ -255,7 +255,7 @@ public sealed class RouteSession
                 _output.Say($"route {Route.Id} stays for its other programs");
                 break;
             case RouteRegistry.Outcome.Standing:
-                Reaper.Start(Route.Id);
+                // Its keeper was started by 'via up' (looking for it here would cost each launch a scan of /proc).
                 _output.Say($"route {Route.Id} stays: it is a standing route ('via down {Route.Name ?? Route.Id}' removes it)");
                 break;
             default:
