@@ -84,7 +84,7 @@ public static class NamedRoutes
 
 /// <summary>One change <c>via apply</c> would make: what, to which object, in words, and the doing of it.</summary>
 /// <param name="Verb">"up" (make), "remake" (the definition changed, or its rules are gone), "repair" (put back what the kernel dropped),
-/// "down" (left the file); for standing rules "rule-add", "rule-move" (to the route the file now says) and "rule-del" (left the file).</param>
+/// "down" (left the file), "keep" (its keeper was gone); for standing rules "rule-add", "rule-move" (to the route the file now says) and "rule-del" (left the file).</param>
 /// <param name="Subject">What it is done to: "route work".</param>
 /// <param name="Execute">Makes the change; throws (<see cref="Failure.Describe"/> says it) when the host refuses it.</param>
 public sealed record ApplyAction(string Verb, string Subject, string Description, Action Execute);
@@ -103,7 +103,23 @@ public static class ApplyPlanner
         List<ApplyAction> routes = [.. Routes(config, NamedRoutes.Standing(RouteRegistry.All(), here), RouteRegistry.StandingHolds, RouteWatcher.Drift, output, fault)];
         var remade = routes.Where(a => a.Verb is "remake" or "down").Select(a => a.Subject).ToHashSet(StringComparer.Ordinal);
         var rules = StandingRules.List().Where(e => e.Route.NetworkNamespace == here).ToList();
-        return [.. routes, .. Rules(config, rules, name => remade.Contains($"route {name}"), output, fault)];
+        var touched = routes.Select(a => a.Subject).ToHashSet(StringComparer.Ordinal);
+        var kept = RouteRegistry.All().Where(r => r.NetworkNamespace == here && !r.Down && (r.Standing && r.Name is not null && !touched.Contains($"route {r.Name}") || r.Rules.Count > 0));
+        return [.. routes, .. Rules(config, rules, name => remade.Contains($"route {name}"), output, fault), .. Keepers(kept, Reaper.Running)];
+    }
+
+    /// <summary>
+    /// A standing route, or one held by standing rules, has a keeper (its reaper: its watcher keeps the
+    /// route following IFACE). One whose keeper is gone (killed) gets a new one ("keep").
+    /// </summary>
+    public static IEnumerable<ApplyAction> Keepers(IEnumerable<ActiveRoute> routes, Func<string, bool> running)
+    {
+        foreach (var route in routes.Where(r => !running(r.Id)))
+        {
+            string subject = route.Name is { } name ? $"route {name}" : $"route {route.Id}";
+            yield return new ApplyAction("keep", subject, $"start the keeper of {subject} ({route.Id}, dev {route.Device}): none runs, so nothing keeps it following {route.Device}",
+                () => Reaper.Start(route.Id));
+        }
     }
 
     /// <summary>

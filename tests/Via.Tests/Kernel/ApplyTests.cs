@@ -105,6 +105,23 @@ public sealed class ApplyTests(TopologyFixture<ApplyTests> fixture, ITestOutputH
         }
     }
 
+    /// <summary>The pids of the keepers ('via __reap ID') of route <paramref name="id"/>.</summary>
+    private static List<int> Keepers(string id)
+    {
+        var pids = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out int pid)) continue;
+            try
+            {
+                var args = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
+                if (args.Length >= 3 && args[1] == "__reap" && args[2] == id) pids.Add(pid);
+            }
+            catch (IOException) { }
+        }
+        return pids;
+    }
+
     /// <summary>What the server saw of the python client run as uid and gid 1 (daemon) by ip netns exec and setpriv, not by via.</summary>
     private string AsDaemon()
     {
@@ -223,6 +240,16 @@ public sealed class ApplyTests(TopologyFixture<ApplyTests> fixture, ITestOutputH
             Via.WaitUntil(() => Via.Routes(T).Single(r => r.GetProperty("id").GetString() == up.Id).GetProperty("repairs").GetInt32() > repairs
                 && Via.Run(T, "apply", "--check").Code == 0, "the keeper to put back the standing route's table", TimeSpan.FromSeconds(20));
             Assert.Equal(up, Standing()["a"]);
+            // Its keeper killed: 'via apply' starts another.
+            int keeper = Assert.Single(Keepers(up.Id));
+            global::Via.Kernel.Processes.Exec.Signal(keeper, 9);
+            Via.WaitUntil(() => Keepers(up.Id).Count == 0, "the keeper to die");
+            var check = Say(Via.Run(T, "apply", "--check"));
+            Assert.Equal(1, check.Code);
+            Assert.Contains($"would start the keeper of route a ({up.Id}", check.Out);
+            Assert.Equal(0, Say(Via.Run(T, "apply")).Code);
+            Assert.Single(Keepers(up.Id));
+            Assert.Equal(0, Say(Via.Run(T, "apply", "--check")).Code);
             var run = Say(Via.Run(T, ["run", "--route", "a", "--", .. Clients.DotNet("tcp", Topology.Server4)]));
             Assert.Equal((0, true), (run.Code, run.Out.Contains("isp2 10.2.0.2", StringComparison.Ordinal)));
             fixture.State.Configure();

@@ -25,7 +25,8 @@ public static class ApplyCommand
             and came back) is put back, one whose definition changed is made again, and the standing
             routes via made that the file no longer has are removed. Every [rule] is put on its route (a
             route of the file, or a device), and the rules an earlier 'via apply' made that the file no
-            longer has are deleted. Nothing else is touched: routes of 'via run' and 'via attach', rules of
+            longer has are deleted. A standing route, or one held by rules, whose keeper (the process that
+            keeps it following its interface) is gone gets a new one. Nothing else is touched: routes of 'via run' and 'via attach', rules of
             'via rule add' (unless the file puts the same selector on another route: the file wins), and
             anything that is not via's. Running it again changes nothing.
             A malformed file is refused with FILE:LINE: reason, and nothing is changed. A route the host
