@@ -25,6 +25,8 @@ public sealed class RunFastParseTests
         "run --route work -- curl -s https://example.org",
         "run --route=work --user alice -v -- true",
         "run --route work --dev eth1 --dns 9.9.9.9 -- true", // refused by RunCommand, alike
+        "run --dev eth1 --only tcp:3306 --only 10.20.0.0/16 -- app",
+        "run --route work --only=2001:db8::/32@udp:53,tcp:80 -- true",
     };
 
     [Theory]
@@ -51,6 +53,7 @@ public sealed class RunFastParseTests
         Assert.Equal(slow.Ip, fast.Ip);
         Assert.Equal(slow.Route, fast.Route);
         Assert.Equal(slow.Given, fast.Given);
+        Assert.Equal(slow.Only?.ToString(), fast.Only?.ToString());
     }
 
     [Theory]
@@ -65,6 +68,7 @@ public sealed class RunFastParseTests
     [InlineData("run --dev eth1 --ip 10.2.0.777/24 -- true")]    // System.CommandLine says what is wrong with --ip
     [InlineData("run --dev eth1 --ip 10.2.0.7/24,10.2.0.8/24 -- true")]
     [InlineData("run --dev eth1 --ip 10.2.0.7/33 -- true")]
+    [InlineData("run --dev eth1 --only sctp:80 -- true")]            // System.CommandLine says what is wrong with --only
     [InlineData("run --dev eth1 --verbose false -- true")]
     [InlineData("run --dev eth1 --dry-run=true -- true")]
     [InlineData("run --dev:eth1 -- true")]

@@ -6,7 +6,7 @@ namespace Via.Cli.Commands.Run;
 
 /// <summary>
 /// The common shape of 'via run' read without System.CommandLine: <c>run [OPTION VALUE | OPTION=VALUE | FLAG]... -- COMMAND [ARGS...]</c>
-/// with only the options of <see cref="RunCommandDefinition"/>, each once (--dns and --ip may repeat), and
+/// with only the options of <see cref="RunCommandDefinition"/>, each once (--dns, --ip and --only may repeat), and
 /// values that System.CommandLine would take as they are. Building the command tree and parsing
 /// with it costs a few tenths of a millisecond of every launch. Anything else (--help, a missing
 /// '--', an unknown or repeated option, a value that looks like an option or a response file, a
@@ -21,7 +21,7 @@ internal static class RunFastParse
         string? dev = null, user = null, method = null, route = null;
         IPAddress? gateway = null, source = null;
         uint? table = null;
-        List<string>? dns = null, ip = null;
+        List<string>? dns = null, ip = null, only = null;
         bool dryRun = false, json = false, verbose = false;
         var seen = new HashSet<string>(StringComparer.Ordinal);
         int i = 1;
@@ -35,7 +35,7 @@ internal static class RunFastParse
             int equals = token.IndexOf('=');
             if (equals > 0) (name, value) = (token[..equals], token[(equals + 1)..]);
             if (name == "-v") name = "--verbose";
-            if (name is not ("--dns" or "--ip") && !seen.Add(name)) return null;
+            if (name is not ("--dns" or "--ip" or "--only") && !seen.Add(name)) return null;
             switch (name)
             {
                 case "--dry-run" or "--json" or "--verbose":
@@ -45,7 +45,7 @@ internal static class RunFastParse
                     else if (name == "--json") json = true;
                     else verbose = true;
                     continue;
-                case "--dev" or "--gateway" or "--src" or "--table" or "--user" or "--dns" or "--ip" or "--method" or "--route":
+                case "--dev" or "--gateway" or "--src" or "--table" or "--user" or "--dns" or "--ip" or "--only" or "--method" or "--route":
                     break;
                 default:
                     return null;
@@ -70,6 +70,7 @@ internal static class RunFastParse
                     break;
                 case "--dns": (dns ??= []).Add(value); break;
                 case "--ip": (ip ??= []).Add(value); break;
+                case "--only": (only ??= []).Add(value); break;
             }
         }
         if (i >= args.Length || (dev is null && route is null)) return null; // no '--', or no --dev: System.CommandLine says what is wrong
@@ -78,9 +79,11 @@ internal static class RunFastParse
         if (dns is not null && (request = DnsRequest.Parse(dns, out _)!) is null) return null;
         DirectAttachment? direct = null;
         if (ip is not null && (direct = DirectAttachment.Parse(ip, out _)) is null) return null; // System.CommandLine says what is wrong
+        DestinationFilters? filters = null;
+        if (only is not null && (filters = DestinationFilters.Parse(only, out _)) is null) return null;
         // As RunCommandDefinition.Options lists them: what --route refuses beside it.
         string[] given = [.. new[] { "--dev", "--gateway", "--src", "--table", "--dns", "--method", "--ip" }.Where(o => seen.Contains(o) || (o == "--dns" && dns is not null) || (o == "--ip" && ip is not null))];
-        return new RunOptions(dev, gateway, source, table, user, request, method ?? Engine.MechanismChoice.Auto, dryRun, json, verbose, args[(i + 1)..], direct, route, given);
+        return new RunOptions(dev, gateway, source, table, user, request, method ?? Engine.MechanismChoice.Auto, dryRun, json, verbose, args[(i + 1)..], direct, route, given, filters);
     }
 
     /// <summary>As <see cref="RunCommandDefinition"/>'s parser of --gateway and --src takes it; null where that one would say no.</summary>
