@@ -43,7 +43,7 @@ public static class StandingRules
         if (Find(selector) is { } existing && !SameRoute(existing.Route, route))
         {
             if (!replace)
-                throw new ViaException($"rule {selector} is on route {existing.Route.Id} (dev {existing.Route.Device}) already; 'via rule del {selector}' first, or replace it");
+                throw new ViaException($"rule {selector} is on route {existing.Route.Id} (dev {existing.Route.Device}) already; 'via rule del {selector}' first, or add it again with --replace");
             Delete(selector, output);
         }
         var session = Attachment.OpenFor(route, Attachment.Method, new ProgramImage("/", false, false), output, fault);
@@ -53,7 +53,7 @@ public static class StandingRules
             {
                 var current = Journal.Read(Journal.PathOf(session.Route.Id));
                 if (FindIn(RouteRegistry.All().Where(r => r.Id != current.Id), rule) is { } other)
-                    throw new ViaException($"rule {selector} is on route {other.Route.Id} (dev {other.Route.Device}) already; 'via rule del {selector}' first, or replace it");
+                    throw new ViaException($"rule {selector} is on route {other.Route.Id} (dev {other.Route.Device}) already; 'via rule del {selector}' first, or add it again with --replace");
                 var had = FindIn([current], rule);
                 var updated = had is null ? current with { Rules = [.. current.Rules, rule] } : current;
                 return new RuleAdded(new RuleEntry(had?.Rule ?? rule, rule.How == "ebpf"

@@ -95,6 +95,14 @@ public sealed class RuleTests(TopologyFixture<RuleTests> fixture, ITestOutputHel
         Assert.Equal(125, elsewhere.Code);
         Assert.Contains($"rule user:daemon is on route {id} (dev up2) already", elsewhere.Err);
         Assert.Single(Rules());
+        // With --replace it moves to up1 (its socket's mark is up1's route's), and back.
+        Assert.Equal(0, Via_("rule", "add", "--user", "daemon", "--dev", "up1", "--replace").Code);
+        Assert.Equal("up1", Assert.Single(Rules()).GetProperty("device").GetString());
+        Assert.Equal("isp1 10.1.0.2", Seen(AskAs(Daemon, Daemon)));
+        Assert.NotEqual("0x0", AskAs(Daemon, Daemon).Split(' ')[2]);
+        Assert.Equal(0, Via_("rule", "add", "--user", "daemon", "--dev", "up2", "--replace").Code);
+        id = Assert.Single(Rules()).GetProperty("route").GetString()!;
+        Assert.Equal("isp2 10.2.0.2", Seen(AskAs(Daemon, Daemon)));
 
         var del = Via_("rule", "del", "--user", "daemon");
         Assert.Equal(0, del.Code);

@@ -144,6 +144,10 @@ public static class RuleAddCommand
             HelpName = "NAME",
             CompletionSources = { ValueKind.RouteName.Complete },
         };
+        var replace = new Option<bool>("--replace")
+        {
+            Description = "If the selector has a rule on another route already, take it off that route and put it on this one (without it, that is refused).",
+        };
         var json = new Option<bool>("--json") { Description = "Print the rule as one JSON object." };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Print each change on stderr as it is made." };
         var command = new Command("add", $"""
@@ -167,26 +171,26 @@ public static class RuleAddCommand
             ('ip rule ... ipproto tcp dport 3306 lookup TABLE'), with IFACE's source address.
             """);
         foreach (var o in selectors.All) command.Options.Add(o);
-        foreach (var o in new Option[] { dev, gateway, source, route, json, verbose }) command.Options.Add(o);
+        foreach (var o in new Option[] { dev, gateway, source, route, replace, json, verbose }) command.Options.Add(o);
         command.SetAction(parse =>
         {
             if (parse.GetValue(route) is not { } name)
-                return Run(parse, selectors, new RouteRequest(parse.GetValue(dev) ?? "", parse.GetValue(gateway), parse.GetValue(source)), parse.GetValue(json), parse.GetValue(verbose));
+                return Run(parse, selectors, new RouteRequest(parse.GetValue(dev) ?? "", parse.GetValue(gateway), parse.GetValue(source)), parse.GetValue(replace), parse.GetValue(json), parse.GetValue(verbose));
             var given = new[] { dev, (Option)gateway, source }.Where(o => parse.GetResult(o) is not null).Select(o => o.Name).ToList();
             if (given.Count > 0) return Say.Error($"--route {name} names the route; {string.Join(", ", given)} cannot be given with it (the file says them); nothing was changed");
             var config = ViaConfig.Load();
             if (config.Route(name) is not { } named) return Say.Error($"no route '{name}' in via.conf ({config.RouteNames}); add a [route {name}] section, or use --dev; nothing was changed");
-            return Run(parse, selectors, named.Request, parse.GetValue(json), parse.GetValue(verbose));
+            return Run(parse, selectors, named.Request, parse.GetValue(replace), parse.GetValue(json), parse.GetValue(verbose));
         });
         return command;
     }
 
-    private static int Run(ParseResult parse, RuleCommand.Selectors selectors, RouteRequest route, bool json, bool verbose)
+    private static int Run(ParseResult parse, RuleCommand.Selectors selectors, RouteRequest route, bool replace, bool json, bool verbose)
     {
         if (selectors.Read(parse, null, "add", out string? error) is not { } selector) return Say.Error(error!);
         if (route.Device.Length == 0) return Say.Error("name the interface the rule's sockets leave through: --dev IFACE (or --route NAME, a route of via.conf); see 'via rule add --help'");
         if (!Exec.IsRoot) return Say.Error("'via rule add' attaches an eBPF program and changes routing rules: it needs root; run it with sudo");
-        var done = Engine.StandingRules.Add(selector, route, StandingRule.Cli, AttachCommand.Output(verbose), Engine.Fault.FromEnvironment());
+        var done = Engine.StandingRules.Add(selector, route, StandingRule.Cli, AttachCommand.Output(verbose), Engine.Fault.FromEnvironment(), replace);
         if (json)
         {
             using var stdout = Console.OpenStandardOutput();
