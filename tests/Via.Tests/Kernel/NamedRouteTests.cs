@@ -24,6 +24,58 @@ public sealed class NamedRouteTests(TopologyFixture<NamedRouteTests> fixture, IT
     private static JsonElement Single(Topology t) => Assert.Single(Via.Routes(t));
 
     [RootFact]
+    public void Attach_and_rule_add_take_a_route_of_the_file_by_name()
+    {
+        var before = HostSnapshot.Take(T);
+        fixture.State.Configure(Work);
+        // A process via did not start ('ip netns exec' execs sleep: the same pid).
+        var start = new System.Diagnostics.ProcessStartInfo("ip") { UseShellExecute = false };
+        foreach (var a in new[] { "netns", "exec", T.Host, "sleep", "600" }) start.ArgumentList.Add(a);
+        using var sleeper = System.Diagnostics.Process.Start(start)!;
+        string pid = sleeper.Id.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        try
+        {
+            Assert.Equal(0, Say(Via.Run(T, "up", "work")).Code);
+            string id = Single(T).GetProperty("id").GetString()!;
+
+            // An option beside --route, or a name the file does not have: refused, nothing changed.
+            var snapshot = HostSnapshot.Take(T);
+            var both = Say(Via.Run(T, "attach", "--pid", pid, "--route", "work", "--dev", "up1"));
+            Assert.Equal(125, both.Code);
+            Assert.Contains("--route work names the route; --dev cannot be given with it", both.Err);
+            var unknown = Say(Via.Run(T, "rule", "add", "--user", "daemon", "--route", "nope"));
+            Assert.Equal(125, unknown.Code);
+            Assert.Contains("no route 'nope' in via.conf", unknown.Err);
+            HostSnapshot.AssertUnchanged(snapshot, T);
+
+            // Both go on the standing route: the same id.
+            var attach = Say(Via.Run(T, "attach", "--pid", pid, "--route", "work", "--json"));
+            Assert.Equal(0, attach.Code);
+            using (var doc = JsonDocument.Parse(attach.Out)) Assert.Equal(id, doc.RootElement.GetProperty("route").GetString());
+            var rule = Say(Via.Run(T, "rule", "add", "--user", "daemon", "--route", "work", "--json"));
+            Assert.Equal(0, rule.Code);
+            using (var doc = JsonDocument.Parse(rule.Out)) Assert.Equal(id, doc.RootElement.GetProperty("route").GetString());
+            Assert.Equal(id, Single(T).GetProperty("id").GetString());
+
+            // Detached and its rule deleted, the route still stands; down removes it.
+            Assert.Equal(0, Say(Via.Run(T, "detach", "--pid", pid)).Code);
+            Assert.Equal(0, Say(Via.Run(T, "rule", "del", "--user", "daemon")).Code);
+            Assert.Equal(id, Single(T).GetProperty("id").GetString());
+            Assert.Equal(0, Say(Via.Run(T, "down", "work")).Code);
+            Assert.Empty(Via.Routes(T));
+        }
+        finally
+        {
+            sleeper.Kill();
+            sleeper.WaitForExit();
+            Via.Run(T, "rule", "del", "--all");
+            Via.Run(T, "down", "--all");
+            fixture.State.Configure();
+        }
+        HostSnapshot.AssertUnchanged(before, T);
+    }
+
+    [RootFact]
     public void A_standing_route_is_joined_by_run_route_and_stays_until_down()
     {
         var before = HostSnapshot.Take(T);

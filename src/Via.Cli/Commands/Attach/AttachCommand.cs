@@ -66,6 +66,8 @@ public static class AttachCommand
         CompletionSources = { ValueKind.OneOf([Engine.MechanismChoice.Auto, Engine.Attachment.Method]).Complete },
     };
 
+    private static readonly Option<string?> Route = RouteByName.Create("the process or cgroup");
+
     public static Command Create()
     {
         var command = new Command("attach", """
@@ -82,11 +84,19 @@ public static class AttachCommand
               sudo via attach --pid "$(pidof transmission-daemon)" --dev eth1 --json
               sudo via attach --unit syncthing.service --dev wg0
               sudo via attach --cgroup /sys/fs/cgroup/my.slice/job --dev eth1
+              sudo via attach --pid 4242 --route work      # [route work] of via.conf
               sudo via detach --pid 4242
-            """) { Pid, Cgroup, Unit, Dev, Gateway, Source, Table, Method, Json, Verbose };
-        command.SetAction(parse => Run(new Target(parse.GetValue(Pid), parse.GetValue(Cgroup), parse.GetValue(Unit)),
-            new RouteRequest(parse.GetValue(Dev) ?? "", parse.GetValue(Gateway), parse.GetValue(Source), parse.GetValue(Table)),
-            parse.GetValue(Method) ?? Engine.MechanismChoice.Auto, parse.GetValue(Json), parse.GetValue(Verbose)));
+            """) { Pid, Cgroup, Unit, Dev, Gateway, Source, Table, Route, Method, Json, Verbose };
+        command.SetAction(parse =>
+        {
+            var target = new Target(parse.GetValue(Pid), parse.GetValue(Cgroup), parse.GetValue(Unit));
+            if (parse.GetValue(Route) is not { } name)
+                return Run(target, new RouteRequest(parse.GetValue(Dev) ?? "", parse.GetValue(Gateway), parse.GetValue(Source), parse.GetValue(Table)),
+                    parse.GetValue(Method) ?? Engine.MechanismChoice.Auto, parse.GetValue(Json), parse.GetValue(Verbose));
+            if (RouteByName.Read(parse, name, [Dev, Gateway, Source, Table, Method], out string? error) is not { } named) return Say.Error(error!);
+            // The file's method: only cgroup (or auto) can tag what already runs; Attachment says so otherwise.
+            return Run(target, named.Request, named.Method, parse.GetValue(Json), parse.GetValue(Verbose));
+        });
         return command;
     }
 
@@ -110,7 +120,7 @@ public static class AttachCommand
     private static int Run(Target target, RouteRequest route, string method, bool json, bool verbose)
     {
         if (target.Problem("attach") is { } problem) return Say.Error(problem);
-        if (route.Device.Length == 0) return Say.Error("name the interface its traffic leaves through: --dev IFACE; see 'via attach --help'");
+        if (route.Device.Length == 0) return Say.Error("name the interface its traffic leaves through: --dev IFACE (or --route NAME, a route of via.conf); see 'via attach --help'");
         if (!Exec.IsRoot) return Say.Error("'via attach' changes cgroups and routing rules: it needs root; run it with sudo");
         var output = Output(verbose);
         var done = target.Pid is { } pid

@@ -138,12 +138,7 @@ public static class RuleAddCommand
             CustomParser = RunCommandDefinition.Source.CustomParser,
             HelpName = "IP",
         };
-        var route = new Option<string?>("--route")
-        {
-            Description = "A route of via.conf ([route NAME]) instead of --dev, --gateway and --src: the rule goes on that route (the standing one if it is up).",
-            HelpName = "NAME",
-            CompletionSources = { ValueKind.RouteName.Complete },
-        };
+        var route = RouteByName.Create("the rule");
         var replace = new Option<bool>("--replace")
         {
             Description = "If the selector has a rule on another route already, take it off that route and put it on this one (without it, that is refused).",
@@ -176,10 +171,7 @@ public static class RuleAddCommand
         {
             if (parse.GetValue(route) is not { } name)
                 return Run(parse, selectors, new RouteRequest(parse.GetValue(dev) ?? "", parse.GetValue(gateway), parse.GetValue(source)), parse.GetValue(replace), parse.GetValue(json), parse.GetValue(verbose));
-            var given = new[] { dev, (Option)gateway, source }.Where(o => parse.GetResult(o) is not null).Select(o => o.Name).ToList();
-            if (given.Count > 0) return Say.Error($"--route {name} names the route; {string.Join(", ", given)} cannot be given with it (the file says them); nothing was changed");
-            var config = ViaConfig.Load();
-            if (config.Route(name) is not { } named) return Say.Error($"no route '{name}' in via.conf ({config.RouteNames}); add a [route {name}] section, or use --dev; nothing was changed");
+            if (RouteByName.Read(parse, name, [dev, gateway, source], out string? error) is not { } named) return Say.Error(error!);
             return Run(parse, selectors, named.Request, parse.GetValue(replace), parse.GetValue(json), parse.GetValue(verbose));
         });
         return command;
