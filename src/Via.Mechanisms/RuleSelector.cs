@@ -5,10 +5,10 @@ namespace Via.Mechanisms;
 /// <summary>What a standing rule (<c>via rule add</c>, a <c>[rule]</c> section of via.conf) picks out: <see cref="RuleSelector"/>.</summary>
 public enum SelectorKind
 {
-    /// <summary>Every socket created by a process of this user (its effective uid), whoever started it.</summary>
+    /// <summary>Every socket created by a process of this user (its real uid, as bpf_get_current_uid_gid reads it), whoever started it.</summary>
     User,
 
-    /// <summary>Every socket created by a process whose effective group is this one.</summary>
+    /// <summary>Every socket created by a process whose own (real) group is this one; supplementary groups do not count.</summary>
     Group,
 
     /// <summary>Every socket created by a process of this name (the kernel's comm: the first 15 bytes of the program's file name).</summary>
