@@ -63,7 +63,7 @@ public static class NamedRoutes
             };
             Journal.Write(standing);
             // Its keeper: the route follows IFACE while it stands, with no program's via to watch it.
-            Reaper.Start(standing.Id);
+            Reaper.Start(standing);
             return new UpOutcome(standing, false);
         }
     }
@@ -112,13 +112,13 @@ public static class ApplyPlanner
     /// A standing route, or one held by standing rules, has a keeper (its reaper: its watcher keeps the
     /// route following IFACE). One whose keeper is gone (killed) gets a new one ("keep").
     /// </summary>
-    public static IEnumerable<ApplyAction> Keepers(IEnumerable<ActiveRoute> routes, Func<string, bool> running)
+    public static IEnumerable<ApplyAction> Keepers(IEnumerable<ActiveRoute> routes, Func<ActiveRoute, bool> running)
     {
-        foreach (var route in routes.Where(r => !running(r.Id)))
+        foreach (var route in routes.Where(r => !running(r)))
         {
             string subject = route.Name is { } name ? $"route {name}" : $"route {route.Id}";
             yield return new ApplyAction("keep", subject, $"start the keeper of {subject} ({route.Id}, dev {route.Device}): none runs, so nothing keeps it following {route.Device}",
-                () => Reaper.Start(route.Id));
+                () => Reaper.Start(route));
         }
     }
 

@@ -248,7 +248,7 @@ public sealed class RouteSession
         switch (left.outcome)
         {
             case RouteRegistry.Outcome.ProcessesRemain:
-                Reaper.Start(Route.Id);
+                Reaper.Start(Route);
                 _output.Say($"processes remain in route {Route.Id}; it is removed when they exit");
                 break;
             case RouteRegistry.Outcome.InUse:
